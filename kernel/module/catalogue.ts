@@ -1,0 +1,8 @@
+// kemu: the modules a machine can load by name — the /lib/modules/$(uname -r) of the emulator.
+// Each subsystem issue adds its loadable drivers here (test_hmm, amdgpu, amdkfd, ...).
+
+import type { ModuleDef } from "./main.ts";
+
+export function builtin_modules(): ModuleDef[] {
+  return [];
+}
