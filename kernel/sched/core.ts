@@ -173,6 +173,35 @@ export class Scheduler {
     return this.run_task(t, fn).finally(() => this.release_task(t));
   }
 
+  /**
+   * Waits for a promise that settles outside the scheduler's knowledge (another context's
+   * completion promise, another machine). Inside a context the task sleeps until it settles,
+   * so other contexts run meanwhile; awaiting such a promise directly would keep the CPU and
+   * stall this machine. Outside any context it is a plain await.
+   */
+  async wait_for<T>(p: Promise<T>, desc = "external event"): Promise<T> {
+    const t = this.cur;
+    if (t === this.idle_task) return p;
+    let settled = false;
+    const done = () => {
+      settled = true;
+      this.wake_up_process(t);
+    };
+    p.then(done, done);
+    // TASK_IDLE: the scheduler cannot see external progress, so this wait never counts
+    // towards a deadlock; the settling promise wakes the task.
+    while (!settled) {
+      this.set_current_state(TASK_IDLE);
+      t.wait_desc = desc;
+      if (settled) {
+        t.__state = TASK_RUNNING;
+        break;
+      }
+      await this.schedule();
+    }
+    return p;
+  }
+
   /** set_current_state(): the next schedule() sleeps unless a wake-up comes first. */
   set_current_state(state: number): void {
     this.cur.__state = state;
