@@ -15,6 +15,22 @@ import type { Slab } from "../mm/slab_common.ts";
 import type { Tracing } from "./trace/trace.ts";
 import type { ModuleLoader } from "./module/main.ts";
 import type { MachineSpec } from "./machine_spec.ts";
+import type { Vfs } from "../fs/namespace.ts";
+import type { Sysfs } from "../fs/sysfs/mount.ts";
+import type { Devtmpfs } from "../drivers/base/devtmpfs.ts";
+import type { DriverCore } from "../drivers/base/core.ts";
+import type { CharDevices } from "../fs/char_dev.ts";
+import type { MiscDevices } from "../drivers/char/misc.ts";
+import type { Shmem } from "../mm/shmem.ts";
+import type { Debugfs } from "../fs/debugfs/inode.ts";
+import type { Tracefs } from "../fs/tracefs/inode.ts";
+import type { Procfs } from "../fs/proc/root.ts";
+import type { Syscalls } from "../arch/x86/entry/syscall_64.ts";
+import type { PhysMem } from "../hw/physmem.ts";
+import type { CpuMmu } from "../hw/cpu_mmu.ts";
+import type { ResourceTree } from "./resource.ts";
+import type { PageAlloc } from "../mm/page_alloc.ts";
+import type { MemRemap } from "../mm/memremap.ts";
 
 export const MACHINE_SPEC: InjectionToken<MachineSpec> = Symbol("MACHINE_SPEC");
 export const CLOCK: InjectionToken<Clock> = Symbol("CLOCK");
@@ -29,3 +45,22 @@ export const FAULT_INJECT: InjectionToken<FaultInjection> = Symbol("FAULT_INJECT
 export const SLAB: InjectionToken<Slab> = Symbol("SLAB");
 export const TRACE: InjectionToken<Tracing> = Symbol("TRACE");
 export const MODULES: InjectionToken<ModuleLoader> = Symbol("MODULES");
+// mm: physical memory, the CPU MMU, iomem resources, the page allocator, ZONE_DEVICE pagemaps.
+export const PHYSMEM: InjectionToken<PhysMem> = Symbol("PHYSMEM");
+export const CPU_MMU: InjectionToken<CpuMmu> = Symbol("CPU_MMU");
+export const IOMEM: InjectionToken<ResourceTree> = Symbol("IOMEM");
+export const PAGE_ALLOC: InjectionToken<PageAlloc> = Symbol("PAGE_ALLOC");
+export const MEMREMAP: InjectionToken<MemRemap> = Symbol("MEMREMAP");
+// fs and the driver core: VFS, char devices, pseudo filesystems, tmpfs, the device model,
+// misc devices, and the system-call table user space enters through.
+export const VFS: InjectionToken<Vfs> = Symbol("VFS");
+export const SYSFS: InjectionToken<Sysfs> = Symbol("SYSFS");
+export const DEVTMPFS: InjectionToken<Devtmpfs> = Symbol("DEVTMPFS");
+export const DRIVER_CORE: InjectionToken<DriverCore> = Symbol("DRIVER_CORE");
+export const CHRDEV: InjectionToken<CharDevices> = Symbol("CHRDEV");
+export const MISC: InjectionToken<MiscDevices> = Symbol("MISC");
+export const SHMEM: InjectionToken<Shmem> = Symbol("SHMEM");
+export const DEBUGFS: InjectionToken<Debugfs> = Symbol("DEBUGFS");
+export const TRACEFS: InjectionToken<Tracefs> = Symbol("TRACEFS");
+export const PROCFS: InjectionToken<Procfs> = Symbol("PROCFS");
+export const SYSCALLS: InjectionToken<Syscalls> = Symbol("SYSCALLS");

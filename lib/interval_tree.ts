@@ -91,13 +91,13 @@ export function interval_tree_insert(node: interval_tree_node, root: rb_root_cac
   node.height = 1;
   node.__subtree_last = node.last;
   root.count++;
-  let cur = root.root;
+  let cur: interval_tree_node | null = root.root;
   if (!cur) {
     root.root = node;
     return;
   }
   for (;;) {
-    const next = node.start < cur.start ? cur.left : cur.right;
+    const next: interval_tree_node | null = node.start < cur.start ? cur.left : cur.right;
     if (!next) break;
     cur = next;
   }

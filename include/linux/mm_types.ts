@@ -6,7 +6,8 @@ import type { Kernel } from "../../kernel/kernel.ts";
 import type { rw_semaphore } from "../../kernel/locking/rwsem.ts";
 import type { spinlock_t } from "../../kernel/locking/spinlock.ts";
 import type { dev_pagemap } from "./memremap.ts";
-import type { vm_fault } from "./mm.ts";
+import type { pte_t, vm_fault } from "./mm.ts";
+import type { zone } from "./mmzone.ts";
 
 /** A page-cache owner (tmpfs inode mapping) — see mm/shmem.ts. */
 export interface address_space {
@@ -19,6 +20,11 @@ export interface address_space {
 /** Reverse-map root of an anonymous VMA family (shared across fork). */
 export class anon_vma {
   readonly kind = "anon";
+  /**
+   * The VMAs of the whole fork family, kept on the root only (the kernel's anon_vma_chain
+   * interval tree, flattened): an rmap walk visits them and checks each PTE.
+   */
+  readonly rb_root = new Set<vm_area_struct>();
   /** Child anon_vmas (fork) point at the root, as the kernel's anon_vma->root. */
   constructor(readonly root: anon_vma | null = null) {}
 }
@@ -43,14 +49,25 @@ export class page {
   pgmap: dev_pagemap | null = null;
   /** ZONE_DEVICE: the driver's private pointer (amdkfd: svm_range_bo; dmirror: backing page). */
   zone_device_data: unknown = null;
+  /** page_private(): the buddy order of a free block head, or a filesystem's cookie. */
+  private = 0;
 
-  constructor(readonly pfn: number) {}
+  /**
+   * `zone` stands for the zone bits the kernel keeps in page->flags (page_zone()); through
+   * zone.zone_pgdat it leads to the machine the page belongs to.
+   */
+  constructor(
+    readonly pfn: number,
+    readonly zone: zone,
+  ) {}
 }
 
 export interface vm_operations_struct {
   readonly name?: string;
   open?(vma: vm_area_struct): void;
   close?(vma: vm_area_struct): void;
+  /** May the VMA be split at addr? 0 or -errno (e.g. -EINVAL for fixed-size mappings). */
+  may_split?(vma: vm_area_struct, addr: number): number;
   /** Fills vmf.page for a file-backed or driver mapping; returns VM_FAULT_* bits. */
   fault?(vmf: vm_fault): Promise<number>;
   page_mkwrite?(vmf: vm_fault): Promise<number>;
@@ -69,6 +86,8 @@ export class vm_area_struct {
   vm_pgoff = 0;
   anon_vma: anon_vma | null = null;
   vm_private_data: unknown = null;
+  /** Protection bits new PTEs of this VMA get (vm_get_page_prot(vm_flags)). */
+  vm_page_prot: pte_t = { lo: 0, hi: 0 };
 
   constructor(
     public vm_mm: mm_struct,
@@ -95,6 +114,16 @@ export class mm_struct {
   /** Resident pages by kind (MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES). */
   readonly rss_stat = [0, 0, 0, 0];
   total_vm = 0;
+  /** mm_pgtables_bytes(): bytes of page-table pages (VmPTE in /proc/<pid>/status). */
+  pgtables_bytes = 0;
+  /** vm_stat_account() buckets, in pages. */
+  data_vm = 0;
+  exec_vm = 0;
+  stack_vm = 0;
+  /** VM_* flags every new VMA gets (mlockall(MCL_FUTURE) sets VM_LOCKED). */
+  def_flags = 0;
+  /** Bottom of the main stack VMA (arg pages), for /proc/<pid>/maps' [stack]. */
+  start_stack = 0;
   /** Owning thread group, for /proc and reports. */
   owner_pid = 0;
   mmap_base = 0;

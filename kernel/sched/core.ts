@@ -11,6 +11,7 @@ import { Printk, LOGLEVEL_ERR } from "../printk/printk.ts";
 import { Clock } from "../time/timekeeping.ts";
 import { TimerBase, timer_list } from "../time/timer.ts";
 import type { HeldLock } from "../locking/lockdep_types.ts";
+import type { files_struct } from "../../fs/file.ts";
 
 export const TASK_RUNNING = 0x0000;
 export const TASK_INTERRUPTIBLE = 0x0001;
@@ -40,6 +41,10 @@ export class task_struct {
   /** Tasks that share an mm and a tgid are the threads of one process. */
   tgid: number;
   mm: unknown = null;
+  /** Open file table (fs/file.ts); threads of a process share one. Null for kernel threads. */
+  files: files_struct | null = null;
+  /** The process that forked this one (null for spawned processes and kernel threads). */
+  real_parent: task_struct | null = null;
   /** preempt_count() without the irq bits: spinlocks and preempt_disable() raise it. */
   preempt_count = 0;
   hardirq_count = 0;

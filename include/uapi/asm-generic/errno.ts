@@ -60,6 +60,8 @@ export const EHWPOISON = 133;
 
 // Kernel-internal codes (include/linux/errno.h), never seen by user space.
 export const ERESTARTSYS = 512;
+/** A driver does not know this ioctl; the VFS turns it into -ENOTTY. */
+export const ENOIOCTLCMD = 515;
 export const ENOTSUPP = 524;
 
 const names: Record<number, string> = {};
@@ -69,7 +71,7 @@ for (const [k, v] of Object.entries({
   ETXTBSY, EFBIG, ENOSPC, ESPIPE, EROFS, EMLINK, EPIPE, EDOM, ERANGE, EDEADLK, ENAMETOOLONG,
   ENOLCK, ENOSYS, ENOTEMPTY, ELOOP, ENOMSG, EIDRM, ENODATA, ETIME, EOVERFLOW, EBADFD, EILSEQ,
   EOPNOTSUPP, EADDRINUSE, EADDRNOTAVAIL, ENOBUFS, ETIMEDOUT, EALREADY, EINPROGRESS, ECANCELED,
-  EHWPOISON, ERESTARTSYS, ENOTSUPP,
+  EHWPOISON, ERESTARTSYS, ENOIOCTLCMD, ENOTSUPP,
 })) {
   names[v] ??= k;
 }

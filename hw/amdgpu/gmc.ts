@@ -1,0 +1,325 @@
+// kemu hardware: a GPU VM hub — the GFXHUB with its UTCL2, or the MMHUB (not a kernel file).
+// Sixteen VM contexts (VMIDs), each with a page-table base, a VA range and a control word. VMID 0
+// is the kernel context: its system aperture maps the frame buffer directly and its flat page
+// table is the GART. VMIDs 1-15 walk the GFX9 multi-level format (PDB2 → PDB1 → PDB0 → PTB, 9
+// index bits a level, PDEs marked PDE_PTE are huge pages) stored in VRAM (or system memory for
+// entries with the SYSTEM bit). Translations are cached in a TLB that only an invalidation
+// engine request flushes. A failed translation is either a retry fault (the access stalls, a
+// retry IV goes to the IH, the requester replays later) or a no-retry fault (the status and
+// address are latched in VM_L2_PROTECTION_FAULT_STATUS/ADDR, an IV is raised, and the access is
+// redirected to the default page so the requester can go on).
+
+import type { Kernel } from "../../kernel/kernel.ts";
+import type { GpuCostModel } from "./cost_model.ts";
+import type { IhBlock } from "./ih.ts";
+import type { GpuMemBus, GpuPhys } from "./mem.ts";
+import type { HubId } from "./asic.ts";
+import {
+  AMDGPU_PDE_PTE_HI, AMDGPU_PTE_EXECUTABLE, AMDGPU_PTE_READABLE, AMDGPU_PTE_SYSTEM, AMDGPU_PTE_TF_HI,
+  AMDGPU_PTE_VALID, AMDGPU_PTE_WRITEABLE, amdgpu_pte_addr,
+} from "../../drivers/gpu/drm/amd/include/amdgpu_vm_pte.ts";
+import {
+  HUB_SIZE, NUM_INVALIDATE_ENGINES, PERM_FAULT_EXECUTE, PERM_FAULT_READ, PERM_FAULT_VALID, PERM_FAULT_WRITE,
+  REG_GET_FIELD, REG_SET_FIELD, VM_CONTEXT1_CNTL__ENABLE_CONTEXT, VM_CONTEXT1_CNTL__EXECUTE_PROTECTION_FAULT_ENABLE_INTERRUPT,
+  VM_CONTEXT1_CNTL__PAGE_TABLE_BLOCK_SIZE, VM_CONTEXT1_CNTL__PAGE_TABLE_DEPTH, VM_CONTEXT1_CNTL__PDE0_PROTECTION_FAULT_ENABLE_INTERRUPT,
+  VM_CONTEXT1_CNTL__RANGE_PROTECTION_FAULT_ENABLE_INTERRUPT, VM_CONTEXT1_CNTL__READ_PROTECTION_FAULT_ENABLE_INTERRUPT,
+  VM_CONTEXT1_CNTL__RETRY_PERMISSION_OR_INVALID_PAGE_FAULT, VM_CONTEXT1_CNTL__VALID_PROTECTION_FAULT_ENABLE_INTERRUPT,
+  VM_CONTEXT1_CNTL__WRITE_PROTECTION_FAULT_ENABLE_INTERRUPT, VM_INVALIDATE_ENG0_REQ__PER_VMID_INVALIDATE_REQ,
+  VM_L2_PROTECTION_FAULT_CNTL__CLEAR_PROTECTION_FAULT_STATUS_ADDR, VM_L2_PROTECTION_FAULT_STATUS__ATOMIC,
+  VM_L2_PROTECTION_FAULT_STATUS__CID, VM_L2_PROTECTION_FAULT_STATUS__MAPPING_ERROR, VM_L2_PROTECTION_FAULT_STATUS__MORE_FAULTS,
+  VM_L2_PROTECTION_FAULT_STATUS__PERMISSION_FAULTS, VM_L2_PROTECTION_FAULT_STATUS__RW, VM_L2_PROTECTION_FAULT_STATUS__VMID,
+  VM_L2_PROTECTION_FAULT_STATUS__WALKER_ERROR, WALKER_ERROR_NONE, WALKER_ERROR_PDE_INVALID, WALKER_ERROR_RANGE,
+  hubVM_INVALIDATE_ENG0_ACK, hubVM_INVALIDATE_ENG0_REQ, hubVM_INVALIDATE_ENG0_SEM,
+  hubVM_L2_PROTECTION_FAULT_ADDR_HI32, hubVM_L2_PROTECTION_FAULT_ADDR_LO32, hubVM_L2_PROTECTION_FAULT_CNTL,
+  hubVM_L2_PROTECTION_FAULT_DEFAULT_ADDR_HI32, hubVM_L2_PROTECTION_FAULT_DEFAULT_ADDR_LO32,
+  hubVM_L2_PROTECTION_FAULT_STATUS, hubVM_CONTEXT_CNTL, hubVM_CONTEXT_PAGE_TABLE_BASE_ADDR_LO32,
+  hubVM_CONTEXT_PAGE_TABLE_END_ADDR_LO32, hubVM_CONTEXT_PAGE_TABLE_START_ADDR_LO32,
+} from "../../drivers/gpu/drm/amd/include/asic_reg/kemu_gpu_regs.ts";
+import { SOC15_IH_CLIENTID_UTCL2, SOC15_IH_CLIENTID_VMC } from "../../drivers/gpu/drm/amd/include/soc15_ih_clientid.ts";
+import { UTCL2_1_0__SRCID__FAULT, VMC_1_0__SRCID__VM_FAULT } from "../../drivers/gpu/drm/amd/include/ivsrcid/ivsrcid.ts";
+
+const PAGE = 4096;
+/** Per-VMID TLB capacity; the oldest entry goes first (deterministic FIFO). */
+export const TLB_ENTRIES_PER_VMID = 8192;
+
+export type GpuAccess = "read" | "write" | "exec";
+
+/** The MC address map the VBIOS and driver set up, shared by both hubs. */
+export interface McAperture {
+  fb_start: number;
+  fb_end: number;
+  sys_low: number;
+  sys_high: number;
+}
+
+export interface XlateRequest {
+  vmid: number;
+  va: number;
+  access: GpuAccess;
+  /** UTCL2/VM client id reported in the fault status (CID). */
+  cid: number;
+  /** The requester can stall and replay (e.g. shader with XNACK); SDMA and CP fetch cannot. */
+  can_retry: boolean;
+  atomic?: boolean;
+}
+
+export type XlateResult =
+  /** `span`: bytes from `va` that translate contiguously (at least to the end of the page). */
+  | { kind: "ok"; phys: GpuPhys; span: number }
+  /** Stalled on a retry fault; the IV went out, replay later. */
+  | { kind: "retry" }
+  /** No-retry fault: latched and reported; the access goes to the default page. */
+  | { kind: "fault"; phys: GpuPhys; span: number };
+
+interface tlb_entry {
+  phys_page: number;
+  sys: boolean;
+  flags: number;
+}
+
+/** Why a walk failed; `cls` is the bit number of the context's matching interrupt-enable bit. */
+type walk_fail = { ok: false; walker: number; perm: number; mapping: boolean; noretry: boolean; cls: number };
+type walk_result = { ok: true; e: tlb_entry } | walk_fail;
+
+export interface HubStats {
+  tlb_hits: number;
+  tlb_misses: number;
+  walks: number;
+  invalidations: number;
+  retry_faults: number;
+  noretry_faults: number;
+}
+
+export class VmHub {
+  readonly regs = new Uint32Array(HUB_SIZE);
+  private readonly tlb: Map<number, tlb_entry>[] = Array.from({ length: 16 }, () => new Map());
+  /** Virtual time each invalidation engine's last request completes. */
+  private readonly inv_done_at = new Float64Array(NUM_INVALIDATE_ENGINES);
+  private readonly inv_mask = new Uint32Array(NUM_INVALIDATE_ENGINES);
+  private readonly inv_listeners: Array<(vmid_mask: number) => void> = [];
+  readonly stats: HubStats = { tlb_hits: 0, tlb_misses: 0, walks: 0, invalidations: 0, retry_faults: 0, noretry_faults: 0 };
+
+  constructor(
+    readonly id: HubId,
+    private readonly k: Kernel,
+    private readonly cost: GpuCostModel,
+    private readonly mem: GpuMemBus,
+    private readonly ih: IhBlock,
+    private readonly mc: McAperture,
+  ) {}
+
+  /** Requesters stalled on retry faults replay when their VMID is invalidated. */
+  on_invalidate(fn: (vmid_mask: number) => void): void {
+    this.inv_listeners.push(fn);
+  }
+
+  // ---- registers -------------------------------------------------------------------------
+
+  reg_read(off: number): number {
+    if (off >= hubVM_INVALIDATE_ENG0_ACK && off < hubVM_INVALIDATE_ENG0_ACK + NUM_INVALIDATE_ENGINES) {
+      const eng = off - hubVM_INVALIDATE_ENG0_ACK;
+      // The acknowledge becomes visible once the invalidation has had its time.
+      return this.k.ktime_get() >= this.inv_done_at[eng]! ? this.inv_mask[eng]! : 0;
+    }
+    if (off >= hubVM_INVALIDATE_ENG0_SEM && off < hubVM_INVALIDATE_ENG0_SEM + NUM_INVALIDATE_ENGINES) return 1;
+    return off >= 0 && off < HUB_SIZE ? this.regs[off]! : 0;
+  }
+
+  reg_write(off: number, value: number): void {
+    if (off < 0 || off >= HUB_SIZE) return;
+    if (off >= hubVM_INVALIDATE_ENG0_REQ && off < hubVM_INVALIDATE_ENG0_REQ + NUM_INVALIDATE_ENGINES) {
+      this.invalidate(off - hubVM_INVALIDATE_ENG0_REQ, value);
+      return;
+    }
+    if (off === hubVM_L2_PROTECTION_FAULT_CNTL) {
+      if (REG_GET_FIELD(value, VM_L2_PROTECTION_FAULT_CNTL__CLEAR_PROTECTION_FAULT_STATUS_ADDR)) {
+        this.regs[hubVM_L2_PROTECTION_FAULT_STATUS] = 0;
+        this.regs[hubVM_L2_PROTECTION_FAULT_ADDR_LO32] = 0;
+        this.regs[hubVM_L2_PROTECTION_FAULT_ADDR_HI32] = 0;
+      }
+      this.regs[off] = value & ~1;
+      return;
+    }
+    if (off === hubVM_L2_PROTECTION_FAULT_STATUS) return; // read-only
+    this.regs[off] = value;
+  }
+
+  /** An invalidation engine request: drops the TLB entries of every VMID in the mask. */
+  private invalidate(eng: number, req: number): void {
+    const mask = REG_GET_FIELD(req, VM_INVALIDATE_ENG0_REQ__PER_VMID_INVALIDATE_REQ);
+    for (let v = 0; v < 16; v++) if (mask & (1 << v)) this.tlb[v]!.clear();
+    this.stats.invalidations++;
+    this.inv_mask[eng] = mask;
+    this.inv_done_at[eng] = this.k.ktime_get() + this.cost.tlb_invalidate_ns;
+    for (const fn of this.inv_listeners) fn(mask);
+  }
+
+  // ---- context state --------------------------------------------------------------------------
+
+  private cntl(vmid: number): number {
+    return this.regs[hubVM_CONTEXT_CNTL(vmid)]!;
+  }
+
+  private reg64(lo_off: number): [number, number] {
+    return [this.regs[lo_off]!, this.regs[lo_off + 1]!];
+  }
+
+  /** Page-table start/end of a context, in pages. */
+  private range(vmid: number): [number, number] {
+    const [slo, shi] = this.reg64(hubVM_CONTEXT_PAGE_TABLE_START_ADDR_LO32(vmid));
+    const [elo, ehi] = this.reg64(hubVM_CONTEXT_PAGE_TABLE_END_ADDR_LO32(vmid));
+    return [slo + (shi & 0xf) * 2 ** 32, elo + (ehi & 0xf) * 2 ** 32];
+  }
+
+  /** Whether faults of `vmid` retry (the context's RETRY_PERMISSION_OR_INVALID_PAGE_FAULT). */
+  context_retries(vmid: number): boolean {
+    return REG_GET_FIELD(this.cntl(vmid), VM_CONTEXT1_CNTL__RETRY_PERMISSION_OR_INVALID_PAGE_FAULT) === 1;
+  }
+
+  // ---- translation ------------------------------------------------------------------------
+
+  translate(r: XlateRequest): XlateResult {
+    const va = r.va;
+    if (r.vmid === 0 && va >= this.mc.sys_low && va <= this.mc.sys_high && va >= this.mc.fb_start && va <= this.mc.fb_end) {
+      return { kind: "ok", phys: { sys: false, addr: va - this.mc.fb_start }, span: this.mc.fb_end + 1 - va };
+    }
+    const vpn = Math.floor(va / PAGE);
+    const span = PAGE - (va % PAGE);
+    const map = this.tlb[r.vmid & 0xf]!;
+    let e = map.get(vpn);
+    if (e && this.permitted(e.flags, r.access)) {
+      this.stats.tlb_hits++;
+      return { kind: "ok", phys: { sys: e.sys, addr: e.phys_page + (va % PAGE) }, span };
+    }
+    if (e) map.delete(vpn);
+    this.stats.tlb_misses++;
+    const w = this.walk(r.vmid & 0xf, vpn);
+    if (w.ok && this.permitted(w.e.flags, r.access)) {
+      e = w.e;
+      if (map.size >= TLB_ENTRIES_PER_VMID) map.delete(map.keys().next().value!);
+      map.set(vpn, e);
+      return { kind: "ok", phys: { sys: e.sys, addr: e.phys_page + (va % PAGE) }, span };
+    }
+    const f = w.ok ? this.perm_failure(w.e.flags, r.access) : w;
+    return this.fault(r, f);
+  }
+
+  private permitted(flags: number, access: GpuAccess): boolean {
+    if (!(flags & AMDGPU_PTE_VALID)) return false;
+    if (access === "read") return (flags & AMDGPU_PTE_READABLE) !== 0;
+    if (access === "write") return (flags & AMDGPU_PTE_WRITEABLE) !== 0;
+    return (flags & AMDGPU_PTE_EXECUTABLE) !== 0;
+  }
+
+  private perm_failure(flags: number, access: GpuAccess): walk_fail {
+    const perm = access === "read" ? PERM_FAULT_READ : access === "write" ? PERM_FAULT_WRITE : PERM_FAULT_EXECUTE;
+    const cls = access === "read" ? VM_CONTEXT1_CNTL__READ_PROTECTION_FAULT_ENABLE_INTERRUPT
+      : access === "write" ? VM_CONTEXT1_CNTL__WRITE_PROTECTION_FAULT_ENABLE_INTERRUPT
+        : VM_CONTEXT1_CNTL__EXECUTE_PROTECTION_FAULT_ENABLE_INTERRUPT;
+    return { ok: false, walker: WALKER_ERROR_NONE, perm: flags & AMDGPU_PTE_VALID ? perm : PERM_FAULT_VALID, mapping: false, noretry: false, cls: cls[0] };
+  }
+
+  private read_entry(table: number, sys: boolean, index: number): [number, number] {
+    const a = table + index * 8;
+    return [this.mem.read32({ sys, addr: a }), this.mem.read32({ sys, addr: a + 4 })];
+  }
+
+  /** Walks the context's tables for page `vpn`. */
+  private walk(vmid: number, vpn: number): walk_result {
+    this.stats.walks++;
+    const cntl = this.cntl(vmid);
+    const range_fault: walk_result = { ok: false, walker: WALKER_ERROR_RANGE, perm: 0, mapping: true, noretry: true, cls: VM_CONTEXT1_CNTL__RANGE_PROTECTION_FAULT_ENABLE_INTERRUPT[0] };
+    if (!REG_GET_FIELD(cntl, VM_CONTEXT1_CNTL__ENABLE_CONTEXT)) return range_fault;
+    const [start, end] = this.range(vmid);
+    if (vpn < start || vpn > end) return range_fault;
+    const rel = vpn - start;
+    const depth = REG_GET_FIELD(cntl, VM_CONTEXT1_CNTL__PAGE_TABLE_DEPTH);
+    const ptb_bits = 9 + REG_GET_FIELD(cntl, VM_CONTEXT1_CNTL__PAGE_TABLE_BLOCK_SIZE);
+    const [blo, bhi] = this.reg64(hubVM_CONTEXT_PAGE_TABLE_BASE_ADDR_LO32(vmid));
+    let table = amdgpu_pte_addr(blo, bhi);
+    let sys = (blo & AMDGPU_PTE_SYSTEM) !== 0;
+    if (depth === 0) return this.leaf(this.read_entry(table, sys, rel), 0);
+    for (let level = depth; level >= 1; level--) {
+      const shift = ptb_bits + 9 * (level - 1);
+      const idx = Math.floor(rel / 2 ** shift) % (level === depth ? 2 ** 20 : 512);
+      const [lo, hi] = this.read_entry(table, sys, idx);
+      if (!(lo & AMDGPU_PTE_VALID)) {
+        return { ok: false, walker: WALKER_ERROR_PDE_INVALID, perm: 0, mapping: false, noretry: false, cls: VM_CONTEXT1_CNTL__PDE0_PROTECTION_FAULT_ENABLE_INTERRUPT[0] };
+      }
+      if (hi & AMDGPU_PDE_PTE_HI) return this.leaf([lo, hi], rel % 2 ** shift);
+      table = amdgpu_pte_addr(lo, hi);
+      sys = (lo & AMDGPU_PTE_SYSTEM) !== 0;
+    }
+    return this.leaf(this.read_entry(table, sys, rel % 2 ** ptb_bits), 0);
+  }
+
+  /** A leaf entry (PTE, or a PDE acting as one, `sub` pages into its span). */
+  private leaf([lo, hi]: [number, number], sub: number): walk_result {
+    if (!(lo & AMDGPU_PTE_VALID)) {
+      // An invalid PTE carrying TF asks for a no-retry fault (AMDGPU_VM_NORETRY_FLAGS).
+      return { ok: false, walker: WALKER_ERROR_NONE, perm: PERM_FAULT_VALID, mapping: false, noretry: (hi & AMDGPU_PTE_TF_HI) !== 0, cls: VM_CONTEXT1_CNTL__VALID_PROTECTION_FAULT_ENABLE_INTERRUPT[0] };
+    }
+    return { ok: true, e: { phys_page: amdgpu_pte_addr(lo, hi) + sub * PAGE, sys: (lo & AMDGPU_PTE_SYSTEM) !== 0, flags: lo & 0xfff } };
+  }
+
+  private fault(r: XlateRequest, f: walk_fail): XlateResult {
+    const cntl = this.cntl(r.vmid);
+    const retry = r.can_retry && !f.noretry && this.context_retries(r.vmid);
+    const irq_enabled = (cntl & (1 << f.cls)) !== 0;
+    if (retry) {
+      this.stats.retry_faults++;
+      if (irq_enabled) this.post_fault_iv(r, true);
+      return { kind: "retry" };
+    }
+    this.stats.noretry_faults++;
+    this.latch(r, f);
+    if (irq_enabled) this.post_fault_iv(r, false);
+    const dlo = this.regs[hubVM_L2_PROTECTION_FAULT_DEFAULT_ADDR_LO32]!;
+    const dhi = this.regs[hubVM_L2_PROTECTION_FAULT_DEFAULT_ADDR_HI32]!;
+    return { kind: "fault", phys: { sys: true, addr: (dlo + (dhi & 0xf) * 2 ** 32) * PAGE + (r.va % PAGE) }, span: PAGE - (r.va % PAGE) };
+  }
+
+  /** The first no-retry fault is latched; later ones only set MORE_FAULTS until cleared. */
+  private latch(r: XlateRequest, f: walk_fail): void {
+    const st = this.regs[hubVM_L2_PROTECTION_FAULT_STATUS]!;
+    if (st !== 0) {
+      this.regs[hubVM_L2_PROTECTION_FAULT_STATUS] = REG_SET_FIELD(st, VM_L2_PROTECTION_FAULT_STATUS__MORE_FAULTS, 1);
+      return;
+    }
+    let s = 0;
+    s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__WALKER_ERROR, f.walker);
+    s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__PERMISSION_FAULTS, f.perm);
+    s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__MAPPING_ERROR, f.mapping ? 1 : 0);
+    s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__CID, r.cid);
+    s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__RW, r.access === "write" ? 1 : 0);
+    s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__ATOMIC, r.atomic ? 1 : 0);
+    s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__VMID, r.vmid);
+    this.regs[hubVM_L2_PROTECTION_FAULT_STATUS] = s;
+    const vpn = Math.floor(r.va / PAGE);
+    this.regs[hubVM_L2_PROTECTION_FAULT_ADDR_LO32] = vpn % 2 ** 32;
+    this.regs[hubVM_L2_PROTECTION_FAULT_ADDR_HI32] = Math.floor(vpn / 2 ** 32) & 0xf;
+  }
+
+  /**
+   * The fault IV: client VMC (MMHUB) or UTCL2 (GFXHUB), source 0, src_data[0] = address bits
+   * 43:12, src_data[1] = bits 47:44 in [3:0], write in bit 5, retry in bit 7.
+   */
+  private post_fault_iv(r: XlateRequest, retry: boolean): void {
+    const vpn = Math.floor(r.va / PAGE);
+    const d1 = (Math.floor(vpn / 2 ** 32) & 0xf) | (r.access === "write" ? 0x20 : 0) | (retry ? 0x80 : 0);
+    this.ih.post({
+      client_id: this.id === "mm" ? SOC15_IH_CLIENTID_VMC : SOC15_IH_CLIENTID_UTCL2,
+      src_id: this.id === "mm" ? VMC_1_0__SRCID__VM_FAULT : UTCL2_1_0__SRCID__FAULT,
+      vmid: r.vmid,
+      vmid_src: this.id === "mm" ? 1 : 0,
+      src_data: [vpn % 2 ** 32, d1, 0, 0],
+      retry_fault: retry,
+    });
+  }
+
+  /** Number of cached translations of a VMID (tests and debugfs). */
+  tlb_size(vmid: number): number {
+    return this.tlb[vmid & 0xf]!.size;
+  }
+
+}

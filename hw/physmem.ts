@@ -1,0 +1,245 @@
+// kemu hardware: sparse physical memory (not a kernel file). The whole 46-bit physical address
+// space is addressable; a 4 KiB frame gets host backing on its first write, and reading a frame
+// that was never written yields zeros without allocating anything. Backing frames are carved
+// from 1 MiB ArrayBuffer slabs; a per-2 MiB chunk Int32Array maps frame → slot, so a touched
+// frame costs its 4 KiB plus ~4 bytes of index (plus the chunk's index array, amortised).
+// Booting a 1 TiB machine costs nothing here: no frame exists until written.
+
+import { endianness } from "node:os";
+
+export const FRAME_SIZE = 4096;
+/** Frames per index chunk (2 MiB of physical space). */
+const CHUNK_FRAMES = 512;
+/** Frames per backing slab (1 MiB host ArrayBuffer). */
+const SLAB_FRAMES = 256;
+/** 4-level x86-64: physical addresses below 2^46. */
+export const PHYS_ADDR_LIMIT = 2 ** 46;
+
+export class PhysMemError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = "PhysMemError";
+  }
+}
+
+/** Counters for benchmarks and the metadata budget. */
+export interface PhysMemStats {
+  touched_frames: number;
+  slabs: number;
+  chunks: number;
+  free_slots: number;
+  /** Host bytes spent on indexing (chunk arrays), not on frame contents. */
+  index_bytes: number;
+}
+
+export class PhysMem {
+  /** chunk number → (slot + 1) per frame of the chunk; 0 = never written (reads as zeros). */
+  private readonly chunks = new Map<number, Int32Array>();
+  private readonly slabs8: Uint8Array[] = [];
+  private readonly slabs32: Uint32Array[] = [];
+  /** Slots of frames given back by free-page reporting, reused before growing. */
+  private readonly free_slots: number[] = [];
+  private next_slot = 0;
+  private touched = 0;
+  // One-entry lookup cache: page-table walks hit the same chunk over and over.
+  private last_chunk_nr = -1;
+  private last_chunk: Int32Array | null = null;
+
+  constructor() {
+    if (endianness() !== "LE") throw new PhysMemError("kemu physmem needs a little-endian host");
+  }
+
+  // ---- frame lookup -------------------------------------------------------------------------
+
+  private chunk_of(pfn: number, create: boolean): Int32Array | null {
+    const nr = Math.floor(pfn / CHUNK_FRAMES);
+    if (nr === this.last_chunk_nr) return this.last_chunk;
+    let c = this.chunks.get(nr);
+    if (!c) {
+      if (!create) return null;
+      c = new Int32Array(CHUNK_FRAMES);
+      this.chunks.set(nr, c);
+    }
+    this.last_chunk_nr = nr;
+    this.last_chunk = c;
+    return c;
+  }
+
+  /** Slot of a written frame, or -1 for a frame that reads as zeros. */
+  private slot_of(pfn: number): number {
+    const c = this.chunk_of(pfn, false);
+    return c ? c[pfn % CHUNK_FRAMES]! - 1 : -1;
+  }
+
+  private alloc_slot(): number {
+    const reused = this.free_slots.pop();
+    if (reused !== undefined) {
+      const s = Math.floor(reused / SLAB_FRAMES);
+      const off = (reused % SLAB_FRAMES) * FRAME_SIZE;
+      this.slabs8[s]!.fill(0, off, off + FRAME_SIZE);
+      return reused;
+    }
+    const slot = this.next_slot++;
+    if (slot % SLAB_FRAMES === 0) {
+      const buf = new ArrayBuffer(SLAB_FRAMES * FRAME_SIZE);
+      this.slabs8.push(new Uint8Array(buf));
+      this.slabs32.push(new Uint32Array(buf));
+    }
+    return slot;
+  }
+
+  private slot_for_write(pfn: number): number {
+    this.check_pfn(pfn);
+    const c = this.chunk_of(pfn, true)!;
+    const i = pfn % CHUNK_FRAMES;
+    let slot = c[i]! - 1;
+    if (slot < 0) {
+      slot = this.alloc_slot();
+      c[i] = slot + 1;
+      this.touched++;
+    }
+    return slot;
+  }
+
+  private check_pfn(pfn: number): void {
+    if (!(pfn >= 0 && pfn * FRAME_SIZE < PHYS_ADDR_LIMIT) || !Number.isInteger(pfn)) {
+      throw new PhysMemError(`physical frame ${pfn} outside the 46-bit physical address space`);
+    }
+  }
+
+  /** Read-only view of a frame's 4 KiB, or null if it was never written (all zeros). */
+  frame(pfn: number): Uint8Array | null {
+    const slot = this.slot_of(pfn);
+    if (slot < 0) return null;
+    const off = (slot % SLAB_FRAMES) * FRAME_SIZE;
+    return this.slabs8[Math.floor(slot / SLAB_FRAMES)]!.subarray(off, off + FRAME_SIZE);
+  }
+
+  /** Writable view of a frame's 4 KiB; backs the frame if needed. */
+  frame_for_write(pfn: number): Uint8Array {
+    const slot = this.slot_for_write(pfn);
+    const off = (slot % SLAB_FRAMES) * FRAME_SIZE;
+    return this.slabs8[Math.floor(slot / SLAB_FRAMES)]!.subarray(off, off + FRAME_SIZE);
+  }
+
+  /** True once the frame has host backing. */
+  is_backed(pfn: number): boolean {
+    return this.slot_of(pfn) >= 0;
+  }
+
+  /**
+   * Free page reporting (virtio-balloon style): the guest says the frame is free, the host
+   * drops its backing; the frame reads as zeros again and its slot is reused.
+   */
+  report_free_frame(pfn: number): void {
+    const c = this.chunk_of(pfn, false);
+    if (!c) return;
+    const i = pfn % CHUNK_FRAMES;
+    const slot = c[i]! - 1;
+    if (slot < 0) return;
+    c[i] = 0;
+    this.free_slots.push(slot);
+    this.touched--;
+  }
+
+  // ---- 32-bit words (page tables, rings) --------------------------------------------------
+
+  read32(pa: number): number {
+    const pfn = Math.floor(pa / FRAME_SIZE);
+    const slot = this.slot_of(pfn);
+    if (slot < 0) return 0;
+    const word = (slot % SLAB_FRAMES) * (FRAME_SIZE / 4) + (pa % FRAME_SIZE) / 4;
+    return this.slabs32[Math.floor(slot / SLAB_FRAMES)]![word]!;
+  }
+
+  write32(pa: number, value: number): void {
+    const pfn = Math.floor(pa / FRAME_SIZE);
+    if (value === 0 && this.slot_of(pfn) < 0) return; // zero into an untouched frame: no backing
+    const slot = this.slot_for_write(pfn);
+    const word = (slot % SLAB_FRAMES) * (FRAME_SIZE / 4) + (pa % FRAME_SIZE) / 4;
+    this.slabs32[Math.floor(slot / SLAB_FRAMES)]![word] = value >>> 0;
+  }
+
+  // ---- byte ranges --------------------------------------------------------------------------
+
+  /** Copies `len` bytes at `pa` into `dst[dst_off..]`. */
+  read_into(pa: number, dst: Uint8Array, dst_off = 0, len = dst.length - dst_off): void {
+    let done = 0;
+    while (done < len) {
+      const a = pa + done;
+      const in_frame = a % FRAME_SIZE;
+      const n = Math.min(len - done, FRAME_SIZE - in_frame);
+      const f = this.frame(Math.floor(a / FRAME_SIZE));
+      if (f) dst.set(f.subarray(in_frame, in_frame + n), dst_off + done);
+      else dst.fill(0, dst_off + done, dst_off + done + n);
+      done += n;
+    }
+  }
+
+  read(pa: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    this.read_into(pa, out, 0, len);
+    return out;
+  }
+
+  write(pa: number, src: Uint8Array, src_off = 0, len = src.length - src_off): void {
+    let done = 0;
+    while (done < len) {
+      const a = pa + done;
+      const in_frame = a % FRAME_SIZE;
+      const n = Math.min(len - done, FRAME_SIZE - in_frame);
+      this.frame_for_write(Math.floor(a / FRAME_SIZE)).set(src.subarray(src_off + done, src_off + done + n), in_frame);
+      done += n;
+    }
+  }
+
+  /** memset: filling untouched frames with zeros allocates nothing. */
+  fill(pa: number, len: number, value = 0): void {
+    let done = 0;
+    while (done < len) {
+      const a = pa + done;
+      const in_frame = a % FRAME_SIZE;
+      const n = Math.min(len - done, FRAME_SIZE - in_frame);
+      const pfn = Math.floor(a / FRAME_SIZE);
+      if (value === 0) {
+        const f = this.frame(pfn);
+        if (f) (f as Uint8Array).fill(0, in_frame, in_frame + n);
+      } else {
+        this.frame_for_write(pfn).fill(value, in_frame, in_frame + n);
+      }
+      done += n;
+    }
+  }
+
+  /** memmove between physical ranges (overlap-safe through a bounce copy per frame). */
+  copy(dst_pa: number, src_pa: number, len: number): void {
+    if (dst_pa > src_pa && dst_pa < src_pa + len) {
+      this.write(dst_pa, this.read(src_pa, len));
+      return;
+    }
+    let done = 0;
+    while (done < len) {
+      const s = src_pa + done;
+      const d = dst_pa + done;
+      const n = Math.min(len - done, FRAME_SIZE - (s % FRAME_SIZE), FRAME_SIZE - (d % FRAME_SIZE));
+      const src = this.frame(Math.floor(s / FRAME_SIZE));
+      if (src) {
+        const so = s % FRAME_SIZE;
+        this.frame_for_write(Math.floor(d / FRAME_SIZE)).set(src.subarray(so, so + n), d % FRAME_SIZE);
+      } else {
+        this.fill(d, n, 0);
+      }
+      done += n;
+    }
+  }
+
+  stats(): PhysMemStats {
+    return {
+      touched_frames: this.touched,
+      slabs: this.slabs8.length,
+      chunks: this.chunks.size,
+      free_slots: this.free_slots.length,
+      index_bytes: this.chunks.size * CHUNK_FRAMES * 4,
+    };
+  }
+}

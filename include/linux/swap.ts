@@ -1,0 +1,22 @@
+// Mirrors the swap-type numbering of include/linux/swap.h (Linux 6.8, CONFIG_DEVICE_PRIVATE,
+// CONFIG_MIGRATION, CONFIG_MEMORY_FAILURE, CONFIG_PTE_MARKER): the top swap types are not swap
+// files but special entries, carved out of the 2^MAX_SWAPFILES_SHIFT type space.
+
+export const MAX_SWAPFILES_SHIFT = 5;
+export const SWP_DEVICE_NUM = 4;
+export const SWP_MIGRATION_NUM = 3;
+export const SWP_HWPOISON_NUM = 1;
+export const SWP_PTE_MARKER_NUM = 1;
+/** 32 - 4 - 3 - 1 - 1 = 23 real swap files. */
+export const MAX_SWAPFILES =
+  (1 << MAX_SWAPFILES_SHIFT) - SWP_DEVICE_NUM - SWP_MIGRATION_NUM - SWP_HWPOISON_NUM - SWP_PTE_MARKER_NUM;
+
+export const SWP_HWPOISON = MAX_SWAPFILES; // 23
+export const SWP_MIGRATION_READ = MAX_SWAPFILES + SWP_HWPOISON_NUM; // 24
+export const SWP_MIGRATION_READ_EXCLUSIVE = MAX_SWAPFILES + SWP_HWPOISON_NUM + 1; // 25
+export const SWP_MIGRATION_WRITE = MAX_SWAPFILES + SWP_HWPOISON_NUM + 2; // 26
+export const SWP_DEVICE_WRITE = MAX_SWAPFILES + SWP_HWPOISON_NUM + SWP_MIGRATION_NUM; // 27
+export const SWP_DEVICE_READ = SWP_DEVICE_WRITE + 1; // 28
+export const SWP_DEVICE_EXCLUSIVE_WRITE = SWP_DEVICE_WRITE + 2; // 29
+export const SWP_DEVICE_EXCLUSIVE_READ = SWP_DEVICE_WRITE + 3; // 30
+export const SWP_PTE_MARKER = MAX_SWAPFILES + SWP_HWPOISON_NUM + SWP_MIGRATION_NUM + SWP_DEVICE_NUM; // 31
