@@ -33,16 +33,19 @@ export interface DevPrintTarget {
   driver_name(): string;
 }
 
+/** The repository root, to tell the kernel core's own frames from callers' frames. */
+const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
+const CORE_FRAMES = [`${ROOT}kernel/kernel.ts`, `${ROOT}kernel/locking/`];
+
 /** First stack frame outside the kernel core: stands in for __FILE__:__LINE__ in splats. */
 function caller_location(skip = 0): string {
   const stack = new Error().stack?.split("\n").slice(1) ?? [];
-  const frames = stack.filter((l) => !/kernel\/kernel\.ts|kernel\/locking\//.test(l));
+  const frames = stack.filter((l) => !CORE_FRAMES.some((c) => l.includes(c)));
   const frame = frames[skip] ?? "";
   const m = /\(?((?:file:\/\/)?[^()\s]+):(\d+):\d+\)?$/.exec(frame.trim());
   if (!m) return "?";
   const file = m[1]!.replace(/^file:\/\//, "");
-  const rel = /\/((?:kernel|mm|lib|drivers|iommu|arch|hw|tools|test|include)\/.*)$/.exec(file);
-  return `${rel ? rel[1] : file}:${m[2]}`;
+  return `${file.startsWith(ROOT) ? file.slice(ROOT.length) : file}:${m[2]}`;
 }
 
 @injectable()
@@ -60,7 +63,10 @@ export class Kernel {
     @inject(PRINTK) readonly log: Printk,
     @inject(LOCKDEP) readonly lockdep: Lockdep,
   ) {
-    sched.on_deadlock = () => this.record_splat("deadlock", "every context is blocked");
+    sched.on_deadlock = () => {
+      this.record_splat("deadlock", "every context is blocked");
+      lockdep.debug_show_all_locks();
+    };
     lockdep.on_splat = (title) => this.record_splat("lockdep", title);
   }
 

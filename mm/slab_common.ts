@@ -44,7 +44,6 @@ export class kmem_cache {
   total_frees = 0;
   /** Allocations refused by fault injection. */
   alloc_fail = 0;
-  refcount = 1;
   /** kmem_cache_destroy() ran; a cache that still had objects is left behind, as in the kernel. */
   dead = false;
   /** Free object addresses, reused last-freed-first like SLUB's per-slab freelist. */
@@ -92,7 +91,7 @@ interface free_record {
   pid: number;
 }
 
-export interface slab_stats {
+export interface SlabStats {
   objects: number;
   bytes_requested: number;
   bytes_allocated: number;
@@ -186,7 +185,7 @@ export class Slab implements KernelService {
   };
   /** Next unused fake virtual address offset (bytes above DIRECT_MAP_HI << 32). */
   private next_va = 0;
-  private readonly totals: slab_stats = {
+  private readonly totals: SlabStats = {
     objects: 0, bytes_requested: 0, bytes_allocated: 0, allocs: 0, frees: 0, failures: 0,
   };
   /**
@@ -276,13 +275,13 @@ export class Slab implements KernelService {
     if (new_size <= rec.alloc_size) {
       if (new_size === obj.length) return obj;
       // Same slot and address; a shorter view shares the memory, a longer one copies it.
-      const p = new_size < obj.length ? obj.subarray(0, new_size) : new Uint8Array(new_size);
-      if (p.buffer !== obj.buffer) p.set(obj);
+      const q = new_size < obj.length ? obj.subarray(0, new_size) : new Uint8Array(new_size);
+      if (q.buffer !== obj.buffer) q.set(obj);
       this.live.delete(obj);
-      this.live.set(p, rec);
+      this.live.set(q, rec);
       this.totals.bytes_requested += new_size - rec.size;
       rec.size = new_size;
-      return p;
+      return q;
     }
     const n = this.__do_kmalloc<Uint8Array>(new_size, gfp, rec.site, null, "krealloc");
     if (!n) return null;
@@ -309,18 +308,19 @@ export class Slab implements KernelService {
   /** kfree(): NULL and ZERO_SIZE_PTR are ignored; anything else must be live. */
   kfree(obj: unknown): void {
     if (ZERO_OR_NULL_PTR(obj) || typeof obj !== "object") return;
-    const rec = this.live.get(obj!);
+    const o = obj as object;
+    const rec = this.live.get(o);
     if (!rec) {
-      this.kasan_report(this.freed.has(obj!) ? "double-free" : "invalid-free", "kfree", obj!);
+      this.kasan_report(this.freed.has(o) ? "double-free" : "invalid-free", "kfree", o);
       return;
     }
-    this.slab_free(obj!, rec);
+    this.slab_free(o, rec);
   }
 
   /** ksize(): the usable size — the slot of the object's cache, or a large kmalloc's pages. */
   ksize(obj: unknown): number {
     if (ZERO_OR_NULL_PTR(obj) || typeof obj !== "object") return 0;
-    return this.live.get(obj!)?.alloc_size ?? 0;
+    return this.live.get(obj as object)?.alloc_size ?? 0;
   }
 
   // ---- kmem_cache ------------------------------------------------------------------------
@@ -388,12 +388,13 @@ export class Slab implements KernelService {
     if (rec.cache !== s) {
       this.k.WARN_ONCE(true, `cache_from_obj: Wrong slab cache. ${s.name} but object is from ${rec.cache?.name ?? "(large kmalloc)"}`);
     }
-    this.slab_free(obj!, rec);
+    this.slab_free(obj as object, rec);
   }
 
   /**
-   * kmem_cache_destroy(): drops a reference; the last one shuts the cache down. Objects still
-   * allocated make SLUB report each of them and the cache stays (leaked), as in the kernel.
+   * kmem_cache_destroy(): shuts the cache down (kemu never merges caches, so there is one
+   * reference). Objects still allocated make SLUB report each of them and the cache stays
+   * (leaked), as in the kernel.
    */
   kmem_cache_destroy(s: kmem_cache | null): void {
     if (!s) return;
@@ -402,7 +403,6 @@ export class Slab implements KernelService {
       this.kasan_report("use-after-free", "kmem_cache_destroy", s);
       return;
     }
-    if (--s.refcount > 0) return;
     s.dead = true;
     if (s.active_objs === 0) {
       this.caches.splice(this.caches.indexOf(s), 1);
@@ -444,7 +444,6 @@ export class Slab implements KernelService {
     }
     return s;
   }
-
 
   /** slab_pre_alloc_hook() (might_alloc, failslab), the allocation, then kmemleak's record. */
   private slab_alloc<T extends object>(s: kmem_cache, gfp: gfp_t, size: number, site: string | null, obj: T | null, fn: string): T | null {
@@ -651,7 +650,7 @@ export class Slab implements KernelService {
   }
 
   /** Machine-wide counters: live objects and bytes, and cumulative calls. */
-  stats(): Readonly<slab_stats> {
+  stats(): Readonly<SlabStats> {
     return this.totals;
   }
 

@@ -121,7 +121,7 @@ class lock_chain {
   ) {}
 }
 
-/** struct held_lock. */
+/** struct held_lock. Entries are recycled after release, so nobody may keep one. */
 class held_lock implements HeldLock {
   constructor(
     public cls: lock_class,
@@ -194,7 +194,7 @@ function task_name(t: task_struct): string {
   return `${t.comm}/${t.pid}`;
 }
 
-/** An exclusive acquisition of a held lock as lockdep prints "lock(x)"; readers print "rlock(x)". */
+/** How a scenario line names an acquisition: "lock(x)", or "rlock(x)" for a reader. */
 function lock_verb(read: number): string {
   return read ? "rlock" : "lock";
 }
@@ -215,6 +215,7 @@ export class Lockdep implements KernelService {
    * A task is listed once (marked in its slots); tasks holding nothing are pruned in batches.
    */
   private holders: task_struct[] = [];
+  /** Released held-lock entries for reuse (at most the most locks ever held at once). */
   private readonly free_held: held_lock[] = [];
   private holders_pruned_at = 64;
 
@@ -429,13 +430,7 @@ export class Lockdep implements KernelService {
       if (!trylock) this.validate_chain(t, { cls, read, trace: chain.trace });
     }
     if (depth === MAX_LOCK_DEPTH) this.print_lock_depth_bug(t);
-    const hl = this.free_held.pop();
-    if (hl === undefined) held.push(new held_lock(cls, map, read, trylock, irqs_off, h1, h2, trace ?? chain.trace));
-    else {
-      hl.cls = cls; hl.instance = map; hl.read = read; hl.trylock = trylock; hl.hardirqs_off = irqs_off;
-      hl.h1 = h1; hl.h2 = h2; hl.trace = trace ?? chain.trace;
-      held.push(hl);
-    }
+    held.push(this.alloc_held_lock(cls, map, read, trylock, irqs_off, h1, h2, trace ?? chain.trace));
     if (depth === 0 && !t.slots.has(LOCKDEP_HOLDER)) this.add_holder(t);
   }
 
@@ -450,6 +445,22 @@ export class Lockdep implements KernelService {
     }
     this.holders = keep;
     this.holders_pruned_at = Math.max(64, keep.length);
+  }
+
+  /** Held-lock entries are recycled: the hottest path of the emulator allocates nothing. */
+  private alloc_held_lock(cls: lock_class, map: lockdep_map, read: number, trylock: boolean, irqs_off: boolean,
+    h1: number, h2: number, trace: stack_trace): held_lock {
+    const hl = this.free_held.pop();
+    if (hl === undefined) return new held_lock(cls, map, read, trylock, irqs_off, h1, h2, trace);
+    hl.cls = cls;
+    hl.instance = map;
+    hl.read = read;
+    hl.trylock = trylock;
+    hl.hardirqs_off = irqs_off;
+    hl.h1 = h1;
+    hl.h2 = h2;
+    hl.trace = trace;
+    return hl;
   }
 
   private add_chain(h1: number, h2: number, trace: stack_trace): lock_chain {

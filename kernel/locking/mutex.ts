@@ -36,7 +36,7 @@ export class mutex {
  */
 export function need_resched(k: Kernel): boolean {
   // The run queue is private to the scheduler; its length is all a preemption point needs.
-  return k.sched["runq"].length > 0 || k.timers.next_expiry() <= k.clock.ktime_get();
+  return k.sched.nr_running > 0 || k.timers.next_expiry() <= k.clock.ktime_get();
 }
 
 /** The result of every uncontended acquisition: one shared settled promise, no allocation. */

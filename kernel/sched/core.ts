@@ -41,6 +41,9 @@ export class task_struct {
   /** Tasks that share an mm and a tgid are the threads of one process. */
   tgid: number;
   mm: unknown = null;
+  /** Page faults this task took: minor (no I/O) and major (task->min_flt / maj_flt). */
+  min_flt = 0;
+  maj_flt = 0;
   /** Open file table (fs/file.ts); threads of a process share one. Null for kernel threads. */
   files: files_struct | null = null;
   /** The process that forked this one (null for spawned processes and kernel threads). */
@@ -99,6 +102,8 @@ export class Scheduler {
   /** Contexts blocked in TASK_(UN)INTERRUPTIBLE: a deadlock when nothing else can run. */
   private readonly blocked = new Set<task_struct>();
   readonly rnd: rnd_state;
+  /** Tasks in wait_for(): their wake-ups arrive through host promise callbacks. */
+  private external_waits = 0;
   /** Counts scheduling decisions; a cheap fingerprint of an interleaving. */
   nr_switches = 0;
   deadlocks = 0;
@@ -190,8 +195,10 @@ export class Scheduler {
     let settled = false;
     const done = () => {
       settled = true;
+      this.external_waits--;
       this.wake_up_process(t);
     };
+    this.external_waits++;
     p.then(done, done);
     // TASK_IDLE: the scheduler cannot see external progress, so this wait never counts
     // towards a deadlock; the settling promise wakes the task.
@@ -300,6 +307,11 @@ export class Scheduler {
     return this.blocked.size;
   }
 
+  /** Runnable contexts waiting for the CPU (need_resched() is true when this is non-zero). */
+  get nr_running(): number {
+    return this.runq.length;
+  }
+
   /** Halts the machine (BUG/oops): nothing runs afterwards. */
   halt(err: Error): void {
     this.halted = err;
@@ -358,6 +370,7 @@ export class Scheduler {
         if (this.runq.length === 0) {
           if (this.advance_clock()) continue;
           if (this.blocked.size > 0) {
+            if (await this.external_wakeup_pending()) continue;
             this.deadlock();
             continue;
           }
@@ -413,6 +426,16 @@ export class Scheduler {
     if (this.blocked.size === 0 && this.settle_requests === 0) return false;
     this.clock.advance_to(next);
     return true;
+  }
+
+  /**
+   * A context that finished may settle a promise some wait_for() sleeper waits on; the wake-up
+   * arrives a few promise callbacks later. Let those run before calling it a deadlock.
+   */
+  private async external_wakeup_pending(): Promise<boolean> {
+    if (this.external_waits === 0) return false;
+    for (let i = 0; i < 64 && this.runq.length === 0; i++) await Promise.resolve();
+    return this.runq.length > 0;
   }
 
   private deadlock(): void {

@@ -126,7 +126,7 @@ function json_args(fields: Readonly<trace_fields>): Record<string, string | numb
   return out;
 }
 
-export interface perfetto_event {
+export interface PerfettoEvent {
   ph: "B" | "E" | "X" | "i" | "M";
   name: string;
   pid: number;
@@ -138,8 +138,6 @@ export interface perfetto_event {
   args?: Record<string, unknown>;
 }
 
-/** The machine's pid in the JSON export: one process per machine. */
-const PERFETTO_PID = 1;
 /** Tracks of pseudo contexts (IRQ, softirq, hardware engines) start here, above any pid. */
 const PSEUDO_TID_BASE = 1_000_000;
 
@@ -374,9 +372,10 @@ export class Tracing {
    * Chrome/Perfetto Trace Event JSON: the machine is one process; each context a thread
    * track named by thread_name metadata; function_graph calls as B/E pairs (balanced per
    * track: an exit whose entry was overwritten is dropped, a call still open ends at the
-   * last timestamp), spans as X slices, other events as instant events; ts in µs.
+   * last timestamp), spans as X slices, other events as instant events; ts in µs. `pid` tells
+   * machines apart when several traces are merged into one file.
    */
-  perfetto_trace(): { traceEvents: perfetto_event[]; displayTimeUnit: "ns" } {
+  perfetto_trace(pid = 1): { traceEvents: PerfettoEvent[]; displayTimeUnit: "ns" } {
     const entries = this.entries();
     const tids = new Map<string, { tid: number; name: string }>();
     const tid_of = (e: trace_entry): number => {
@@ -389,7 +388,7 @@ export class Tracing {
       }
       return t.tid;
     };
-    const out: perfetto_event[] = [];
+    const out: PerfettoEvent[] = [];
     const open = new Map<number, string[]>();
     const end_ts = entries.length ? entries[entries.length - 1]!.ts / 1000 : 0;
     for (const e of entries) {
@@ -400,30 +399,30 @@ export class Tracing {
       if (e.system === "ftrace" && e.name === "funcgraph_entry") {
         const func = (e.fields as { func: string }).func;
         stack.push(func);
-        out.push({ ph: "B", name: func, cat: "function_graph", pid: PERFETTO_PID, tid, ts });
+        out.push({ ph: "B", name: func, cat: "function_graph", pid, tid, ts });
       } else if (e.system === "ftrace" && e.name === "funcgraph_exit") {
         const func = (e.fields as { func: string }).func;
         const i = stack.lastIndexOf(func);
         if (i < 0) continue;
         // Close what the entry's frame still had open, innermost first.
-        while (stack.length > i) out.push({ ph: "E", name: stack.pop()!, pid: PERFETTO_PID, tid, ts });
+        while (stack.length > i) out.push({ ph: "E", name: stack.pop()!, pid, tid, ts });
       } else if (e.start >= 0) {
-        out.push({ ph: "X", name: e.name, cat: e.system, pid: PERFETTO_PID, tid, ts: e.start / 1000,
+        out.push({ ph: "X", name: e.name, cat: e.system, pid, tid, ts: e.start / 1000,
           dur: (e.ts - e.start) / 1000, args: json_args(e.fields) });
       } else {
-        out.push({ ph: "i", s: "t", name: e.name, cat: e.system, pid: PERFETTO_PID, tid, ts, args: json_args(e.fields) });
+        out.push({ ph: "i", s: "t", name: e.name, cat: e.system, pid, tid, ts, args: json_args(e.fields) });
       }
     }
-    for (const [tid, stack] of open) while (stack.length) out.push({ ph: "E", name: stack.pop()!, pid: PERFETTO_PID, tid, ts: end_ts });
-    const meta: perfetto_event[] = [
-      { ph: "M", name: "process_name", pid: PERFETTO_PID, tid: 0, args: { name: `kemu ${this.k.log.machine_name || "machine"}` } },
-      ...[...tids.values()].map((t): perfetto_event => ({ ph: "M", name: "thread_name", pid: PERFETTO_PID, tid: t.tid, args: { name: t.name } })),
+    for (const [tid, stack] of open) while (stack.length) out.push({ ph: "E", name: stack.pop()!, pid, tid, ts: end_ts });
+    const meta: PerfettoEvent[] = [
+      { ph: "M", name: "process_name", pid, tid: 0, args: { name: `kemu ${this.k.log.machine_name || "machine"}` } },
+      ...[...tids.values()].map((t): PerfettoEvent => ({ ph: "M", name: "thread_name", pid, tid: t.tid, args: { name: t.name } })),
     ];
     return { traceEvents: [...meta, ...out], displayTimeUnit: "ns" };
   }
 
-  perfetto_json(): string {
-    return JSON.stringify(this.perfetto_trace());
+  perfetto_json(pid = 1): string {
+    return JSON.stringify(this.perfetto_trace(pid));
   }
 }
 

@@ -3,7 +3,7 @@
 // ftrace text of both tracers, and the Chrome/Perfetto JSON export.
 
 import { TRACE } from "../../../kernel/tokens.ts";
-import type { Tracing, perfetto_event } from "../../../kernel/trace/trace.ts";
+import type { Tracing, PerfettoEvent } from "../../../kernel/trace/trace.ts";
 import { trace_print_graph_duration, trace_find_mark } from "../../../kernel/trace/trace_functions_graph.ts";
 import { TASK_UNINTERRUPTIBLE } from "../../../kernel/sched/core.ts";
 import { NSEC_PER_MSEC } from "../../../kernel/time/timekeeping.ts";
@@ -219,8 +219,8 @@ async function async_functions_nest_per_context(test: kunit): Promise<void> {
   KUNIT_EXPECT_TRUE(test, text.includes(" 0) # 5000.000 us |  }"), "5 ms: the '#' overhead mark");
 }
 
-function perfetto_events_of(tr: Tracing): perfetto_event[] {
-  const parsed = JSON.parse(tr.perfetto_json()) as { traceEvents: perfetto_event[] };
+function perfetto_events_of(tr: Tracing): PerfettoEvent[] {
+  const parsed = JSON.parse(tr.perfetto_json()) as { traceEvents: PerfettoEvent[] };
   return parsed.traceEvents;
 }
 

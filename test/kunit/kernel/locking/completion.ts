@@ -31,13 +31,17 @@ async function complete_wakes_one_complete_all_wakes_all(test: kunit): Promise<v
   }, `waiter${i}`));
   await until(test, () => c.wait.length === 4);
   complete(c);
+  KUNIT_EXPECT_EQ(test, c.wait.length, 3, "complete() wakes (and dequeues) exactly one waiter");
+  const switches = s.nr_switches;
   await k.msleep(1);
+  KUNIT_EXPECT_EQ(test, s.nr_switches - switches, 2, "the woken waiter ran once, then this task");
   KUNIT_EXPECT_EQ(test, woken, 1);
   KUNIT_EXPECT_EQ(test, c.done, 0, "the woken waiter took the count");
   complete(c);
   await k.msleep(1);
   KUNIT_EXPECT_EQ(test, woken, 2);
   complete_all(c);
+  KUNIT_EXPECT_EQ(test, c.wait.length, 0, "complete_all() wakes every waiter");
   await s.wait_for(Promise.all(waiters));
   KUNIT_EXPECT_EQ(test, woken, 4);
   KUNIT_EXPECT_TRUE(test, completion_done(c));

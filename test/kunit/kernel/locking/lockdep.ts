@@ -359,6 +359,19 @@ async function assert_held_warns_when_not_held(test: kunit): Promise<void> {
   KUNIT_EXPECT_TRUE(test, dmesg(test).includes("lockdep_assert_held(&m)"));
 }
 
+function assert_held_on_a_bare_map(test: kunit): void {
+  kunit_expect_splat(test, "lockdep");
+  const l = ld(test);
+  const map = new lockdep_map("fs_reclaim");
+  l.lock_map_acquire(map);
+  KUNIT_EXPECT_TRUE(test, l.lockdep_assert_held(map));
+  l.lock_map_release(map);
+  KUNIT_EXPECT_FALSE(test, l.lockdep_assert_held(map));
+  KUNIT_EXPECT_EQ(test, l.nr_splats, 1);
+  KUNIT_EXPECT_TRUE(test, /WARNING: CPU: 0 PID: \d+ at .*lockdep\.ts:\d+\) lockdep_assert_held\(fs_reclaim\)/.test(dmesg(test)), dmesg(test));
+  KUNIT_EXPECT_TRUE(test, l.debug_locks, "a failed assertion is a WARN: lockdep stays on");
+}
+
 async function leaked_lock_reported_at_shutdown(test: kunit): Promise<void> {
   await test.k.sched.wait_for(leak_on_fresh_machine(test));
 }
@@ -398,6 +411,7 @@ export const lockdep_test_suite: kunit_suite = {
     KUNIT_CASE(recursive_reads_do_not_deadlock),
     KUNIT_CASE(flush_dependency_through_pseudo_lock),
     KUNIT_CASE(assert_held_warns_when_not_held),
+    KUNIT_CASE(assert_held_on_a_bare_map),
     KUNIT_CASE(leaked_lock_reported_at_shutdown),
   ],
 };
