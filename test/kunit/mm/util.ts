@@ -116,12 +116,15 @@ export class ToyDevice {
     return this.machine.k;
   }
 
+  /** Hot-added memory comes in 2 MiB subsections; the driver hands out only `npages` of it. */
+  static readonly REGION = 512 * PAGE_SIZE;
+
   async init(npages: number): Promise<number> {
     const iomem = this.machine.symbol(IOMEM);
-    const res = iomem.request_free_mem_region(npages * PAGE_SIZE, "toydev");
+    const res = iomem.request_free_mem_region(ToyDevice.REGION, "toydev");
     if (typeof res === "number") return res;
     this.pgmap.type = MEMORY_DEVICE_PRIVATE;
-    this.pgmap.ranges = [{ start: res.start, end: res.start + npages * PAGE_SIZE - 1 }];
+    this.pgmap.ranges = [{ start: res.start, end: res.start + ToyDevice.REGION - 1 }];
     this.pgmap.nr_range = 1;
     this.pgmap.owner = this;
     const ops: dev_pagemap_ops = {
@@ -130,7 +133,10 @@ export class ToyDevice {
     };
     this.pgmap.ops = ops;
     const ret = await this.machine.symbol(MEMREMAP).memremap_pages(this.pgmap);
-    if (ret < 0) return ret;
+    if (ret < 0) {
+      iomem.release_mem_region(res.start, ToyDevice.REGION);
+      return ret;
+    }
     this.first_pfn = res.start / PAGE_SIZE;
     this.npages = npages;
     for (let i = npages - 1; i >= 0; i--) this.free_list.push(pfn_to_page(this.k, this.first_pfn + i));
@@ -139,6 +145,7 @@ export class ToyDevice {
 
   async fini(): Promise<void> {
     await this.machine.symbol(MEMREMAP).memunmap_pages(this.pgmap);
+    this.machine.symbol(IOMEM).release_mem_region(this.pgmap.range.start, ToyDevice.REGION);
   }
 
   private page_free(p: page): void {
