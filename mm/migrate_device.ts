@@ -220,7 +220,9 @@ function migrate_vma_collect_pmd(pmdp: number, start: number, end: number, walk:
   try {
     for (let addr = start, ptep = l.pte; addr < end; addr += PAGE_SIZE, ptep += 8) {
       const pte = ptep_get(mm.k, ptep);
-      let { mpfn, p } = collect_candidate(migrate, vma, addr, pte);
+      const c = collect_candidate(migrate, vma, addr, pte);
+      const p = c.p;
+      let mpfn = c.mpfn;
       if (p && mpfn) {
         // Pages without a mapping (driver-inserted) are never collected.
         if (!p.mapping) mpfn = 0;
@@ -539,43 +541,30 @@ export function migrate_vma_finalize(migrate: migrate_vma): void {
 
 // ---- eviction by pfn ------------------------------------------------------------------------
 
+/** Takes a reference and the lock of an allocated device page; 0 when it is free or busy. */
+function collect_device_pfn(k: Kernel, pfn: number): number {
+  const p = pfn_to_page(k, pfn);
+  if (!get_page_unless_zero(p)) return 0;
+  if (!trylock_page(p)) {
+    put_page(p);
+    return 0;
+  }
+  return migrate_pfn(pfn) + MIGRATE_PFN_MIGRATE;
+}
+
 /**
  * migrate_device_range(): collect allocated device pages by pfn (free ones are skipped) and
  * unmap them from every process. Needs no mmap_lock.
  */
 export async function migrate_device_range(k: Kernel, src: number[], start_pfn: number, npages: number): Promise<number> {
-  for (let i = 0, pfn = start_pfn; i < npages; i++, pfn++) {
-    const p = pfn_to_page(k, pfn);
-    if (!get_page_unless_zero(p)) {
-      src[i] = 0;
-      continue;
-    }
-    if (!trylock_page(p)) {
-      src[i] = 0;
-      put_page(p);
-      continue;
-    }
-    src[i] = migrate_pfn(pfn) + MIGRATE_PFN_MIGRATE;
-  }
+  for (let i = 0; i < npages; i++) src[i] = collect_device_pfn(k, start_pfn + i);
   await migrate_device_unmap(k, src, npages, null);
   return 0;
 }
 
 /** migrate_device_pfns() (≈6.15): the same for an arbitrary pfn list. */
 export async function migrate_device_pfns(k: Kernel, src: number[], npages: number): Promise<number> {
-  for (let i = 0; i < npages; i++) {
-    const p = pfn_to_page(k, src[i]!);
-    if (!get_page_unless_zero(p)) {
-      src[i] = 0;
-      continue;
-    }
-    if (!trylock_page(p)) {
-      src[i] = 0;
-      put_page(p);
-      continue;
-    }
-    src[i] = migrate_pfn(src[i]!) + MIGRATE_PFN_MIGRATE;
-  }
+  for (let i = 0; i < npages; i++) src[i] = collect_device_pfn(k, src[i]!);
   await migrate_device_unmap(k, src, npages, null);
   return 0;
 }
