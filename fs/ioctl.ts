@@ -10,6 +10,7 @@ import type { file } from "../include/linux/fs.ts";
 import type { Vfs } from "./namespace.ts";
 import { fget } from "./file.ts";
 import { fput } from "./file_table.ts";
+import { copy_to_user, get_user_u32, put_user_u32 } from "../include/linux/uaccess.ts";
 
 /** ioctl's `unsigned int cmd`: whatever the caller passed, reduced to 32 bits. */
 function ioctl_cmd(request: number): number {
@@ -24,30 +25,18 @@ export async function vfs_ioctl(f: file, cmd: number, arg: number): Promise<numb
   return error === -ENOIOCTLCMD ? -ENOTTY : error;
 }
 
-async function put_user_u32(vfs: Vfs, v: number, addr: number): Promise<number> {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v >>> 0, true);
-  return (await vfs.uaccess().copy_to_user(addr, b, 4)) ? -EFAULT : 0;
-}
-
 async function put_user_u64(vfs: Vfs, v: number, addr: number): Promise<number> {
   const b = new Uint8Array(8);
   const dv = new DataView(b.buffer);
   dv.setUint32(0, v % 2 ** 32, true);
   dv.setUint32(4, Math.floor(v / 2 ** 32), true);
-  return (await vfs.uaccess().copy_to_user(addr, b, 8)) ? -EFAULT : 0;
-}
-
-async function get_user_u32(vfs: Vfs, addr: number): Promise<number> {
-  const b = new Uint8Array(4);
-  if (await vfs.uaccess().copy_from_user(b, addr, 4)) return -EFAULT;
-  return new DataView(b.buffer).getInt32(0, true);
+  return (await copy_to_user(vfs.k, addr, b, 8)) ? -EFAULT : 0;
 }
 
 /** ioctl_fionbio()/ioctl_fioasync(): set or clear a status flag from an int in user memory. */
 async function ioctl_set_flag(vfs: Vfs, f: file, arg: number, flag: number): Promise<number> {
-  const on = await get_user_u32(vfs, arg);
-  if (on === -EFAULT) return on;
+  const on = await get_user_u32(vfs.k, arg);
+  if (typeof on !== "number") return on.err;
   f.f_flags = on ? f.f_flags | flag : f.f_flags & ~flag;
   return 0;
 }
@@ -72,7 +61,7 @@ async function do_vfs_ioctl(vfs: Vfs, f: file, fd: number, cmd: number, arg: num
       return -ENOTTY;
     case FIONREAD:
       if (!S_ISREG(inode.i_mode)) return vfs_ioctl(f, cmd, arg);
-      return put_user_u32(vfs, Math.max(0, inode.i_size - f.f_pos), arg);
+      return put_user_u32(vfs.k, Math.max(0, inode.i_size - f.f_pos), arg);
     default:
       return -ENOIOCTLCMD;
   }

@@ -4,15 +4,16 @@
 // pid dirs), and asking ->lookup for names the dcache does not have.
 
 import {
-  EACCES, EBUSY, EEXIST, EFAULT, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM,
+  EACCES, EBUSY, EEXIST, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM,
 } from "../include/uapi/asm-generic/errno.ts";
 import { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_TRUNC, __O_TMPFILE } from "../include/uapi/asm-generic/fcntl.ts";
 import { S_IFMT, S_IFREG, S_ISDIR, S_ISLNK, S_ISREG } from "../include/uapi/linux/stat.ts";
 import { d_alloc, d_drop, d_lookup, IS_ROOT, type dentry, type path } from "../include/linux/dcache.ts";
-import { ATTR_SIZE, FMODE_CREATED, MAY_WRITE, type file } from "../include/linux/fs.ts";
+import { FMODE_CREATED, MAY_WRITE, type file } from "../include/linux/fs.ts";
 import type { Vfs } from "./namespace.ts";
-import { do_dentry_open, type open_flags } from "./open.ts";
+import { do_dentry_open, do_truncate, type open_flags } from "./open.ts";
 import { fput } from "./file_table.ts";
+import { strncpy_from_user } from "../include/linux/uaccess.ts";
 
 export const PATH_MAX = 4096;
 export const NAME_MAX = 255;
@@ -151,8 +152,7 @@ export async function do_filp_open(vfs: Vfs, name: string, op: open_flags): Prom
 
 /** handle_truncate(): O_TRUNC empties a regular file once it is open. */
 async function handle_truncate(d: dentry, f: file): Promise<file | number> {
-  const inode = d.d_inode!;
-  const err = inode.i_op.setattr ? await inode.i_op.setattr(d, { ia_valid: ATTR_SIZE, ia_size: 0 }) : 0;
+  const err = d.d_inode!.i_op.setattr ? await do_truncate(d, 0) : 0;
   if (!err) return f;
   fput(f);
   return err;
@@ -163,24 +163,12 @@ async function handle_truncate(d: dentry, f: file): Promise<file | number> {
  * -ENAMETOOLONG without a NUL in PATH_MAX bytes, -ENOENT for an empty name.
  */
 export async function getname(vfs: Vfs, uptr: number): Promise<string | number> {
-  const ua = vfs.uaccess();
-  const bytes: number[] = [];
-  let addr = uptr;
-  while (bytes.length < PATH_MAX) {
-    // Page by page, so a name ending just before an unmapped page still reads.
-    const n = Math.min(4096 - (addr % 4096), PATH_MAX - bytes.length);
-    const chunk = new Uint8Array(n);
-    if (await ua.copy_from_user(chunk, addr, n)) return -EFAULT;
-    const nul = chunk.indexOf(0);
-    if (nul >= 0) {
-      for (let i = 0; i < nul; i++) bytes.push(chunk[i]!);
-      if (bytes.length === 0) return -ENOENT;
-      return new TextDecoder().decode(Uint8Array.from(bytes));
-    }
-    for (const b of chunk) bytes.push(b);
-    addr += n;
-  }
-  return -ENAMETOOLONG;
+  const buf = new Uint8Array(PATH_MAX);
+  const len = await strncpy_from_user(vfs.k, buf, uptr, PATH_MAX);
+  if (len < 0) return len;
+  if (len === PATH_MAX) return -ENAMETOOLONG;
+  if (len === 0) return -ENOENT;
+  return new TextDecoder().decode(buf.subarray(0, len));
 }
 
 /** do_unlinkat(): removes a name; directories need rmdir (-EISDIR). */

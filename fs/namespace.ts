@@ -13,6 +13,7 @@ import { DCACHE_MOUNTED, d_add, d_alloc, dentry, vfsmount, type path } from "../
 import { new_inode, super_block, type file, type file_system_type, type inode } from "../include/linux/fs.ts";
 import { S_IFDIR } from "../include/uapi/linux/stat.ts";
 import type { user_access } from "../include/linux/uio.ts";
+import { copy_from_user, copy_to_user } from "../include/linux/uaccess.ts";
 import { kobj_map } from "../drivers/base/map.ts";
 import { simple_dir_inode_operations, simple_dir_operations } from "./libfs.ts";
 
@@ -80,6 +81,15 @@ export class Vfs implements KernelService {
     d_add(d_alloc(sb.s_root, name), this.new_dir_inode(sb));
   }
 
+  /** The current task's user memory, for ITER_UBUF iterators and the VFS's own user copies. */
+  uaccess(): user_access {
+    const k = this.k;
+    return {
+      copy_to_user: (to, from, n) => copy_to_user(k, to, from, n),
+      copy_from_user: (to, from, n) => copy_from_user(k, to, from, n),
+    };
+  }
+
   /** kern_mount(): an internal mount, reachable only through the returned vfsmount. */
   kern_mount(sb: super_block): vfsmount {
     return new vfsmount(sb.s_root, sb);
@@ -117,8 +127,8 @@ export class Vfs implements KernelService {
     return p;
   }
 
-  /** Unmounts everything in reverse order (kill_sb of each filesystem), as at power-off. */
-  shutdown(): void {
+  /** Power-off: unmounts everything in reverse order (kill_sb of each filesystem). */
+  power_off(): void {
     for (const mnt of this.mounts.splice(0).reverse()) {
       if (mnt.mnt_mountpoint) {
         mnt.mnt_mountpoint.d_flags &= ~DCACHE_MOUNTED;

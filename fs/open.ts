@@ -6,10 +6,10 @@ import { EBADF, EINTR, EINVAL, EMFILE, ENODEV, ENXIO, EPERM, ERESTARTSYS } from 
 import {
   AT_FDCWD, O_ACCMODE, O_CREAT, O_PATH, O_TMPFILE, O_TMPFILE_MASK, O_TRUNC, __O_TMPFILE,
 } from "../include/uapi/asm-generic/fcntl.ts";
-import type { path } from "../include/linux/dcache.ts";
+import type { dentry, path } from "../include/linux/dcache.ts";
 import {
   ATTR_SIZE, FMODE_ATOMIC_POS, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_OPENED, FMODE_PREAD, FMODE_PWRITE,
-  FMODE_READ, FMODE_WRITE, iput, MAY_OPEN, MAY_READ, MAY_WRITE, type file,
+  FMODE_READ, FMODE_WRITE, inode_lock, inode_unlock, iput, MAY_OPEN, MAY_READ, MAY_WRITE, type file,
 } from "../include/linux/fs.ts";
 import { S_ISDIR, S_ISREG } from "../include/uapi/linux/stat.ts";
 import type { Vfs } from "./namespace.ts";
@@ -97,7 +97,7 @@ export async function do_sys_open(vfs: Vfs, dfd: number, filename: string, flags
   if (!files) return -EMFILE;
   const fd = get_unused_fd_flags(files, flags);
   if (fd < 0) return fd;
-  const f = await do_filp_open(vfs, filename.startsWith("/") ? filename : `/${filename}`, op);
+  const f = await do_filp_open(vfs, filename, op);
   if (typeof f === "number") {
     put_unused_fd(files, fd);
     return f;
@@ -115,6 +115,19 @@ export async function sys_close_fd(vfs: Vfs, fd: number): Promise<number> {
   return ret;
 }
 
+/** do_truncate(): a new size under the inode lock. */
+export async function do_truncate(d: dentry, length: number): Promise<number> {
+  const inode = d.d_inode!;
+  if (length < 0) return -EINVAL;
+  if (!inode.i_op.setattr) return -EPERM;
+  await inode_lock(inode);
+  try {
+    return await inode.i_op.setattr(d, { ia_valid: ATTR_SIZE, ia_size: length });
+  } finally {
+    inode_unlock(inode);
+  }
+}
+
 /** do_sys_ftruncate(): a regular file opened for writing gets a new size. */
 export async function do_sys_ftruncate(vfs: Vfs, fd: number, length: number): Promise<number> {
   if (length < 0) return -EINVAL;
@@ -123,8 +136,7 @@ export async function do_sys_ftruncate(vfs: Vfs, fd: number, length: number): Pr
   try {
     const inode = f.f_inode;
     if (!S_ISREG(inode.i_mode) || !(f.f_mode & FMODE_WRITE)) return -EINVAL;
-    if (!inode.i_op.setattr) return -EPERM;
-    return await inode.i_op.setattr(f.f_path.dentry, { ia_valid: ATTR_SIZE, ia_size: length });
+    return await do_truncate(f.f_path.dentry, length);
   } finally {
     fput(f);
   }

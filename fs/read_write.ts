@@ -8,18 +8,13 @@ import {
   SEEK_END, type file, type kiocb, type loff_ptr,
 } from "../include/linux/fs.ts";
 import { ITER_DEST, ITER_SOURCE, iov_iter } from "../include/linux/uio.ts";
-import { TASK_SIZE } from "../include/linux/mm.ts";
+import { access_ok } from "../include/linux/uaccess.ts";
 import type { Vfs } from "./namespace.ts";
 import { fget } from "./file.ts";
 import { fput } from "./file_table.ts";
 
 /** MAX_RW_COUNT: INT_MAX & PAGE_MASK, the most one call moves. */
 export const MAX_RW_COUNT = 2 ** 31 - 4096;
-
-/** access_ok(): the user range lies below TASK_SIZE and does not wrap. */
-export function access_ok(addr: number, size: number): boolean {
-  return Number.isSafeInteger(addr) && addr >= 0 && size >= 0 && addr + size <= TASK_SIZE;
-}
 
 /** rw_verify_area(): a negative or overflowing position is -EINVAL. */
 function rw_verify_area(pos: number, count: number): number {

@@ -81,7 +81,12 @@ export class CpuMmu {
     const e = this.tlb.get(key);
     if (e) {
       const denied = this.check(e, access, user);
-      if (denied) return { ok: false, error_code: denied, kind: "pf" };
+      if (denied) {
+        // A #PF invalidates the TLB entries of the faulting address (Intel SDM 4.10.4.1), so a
+        // permission fault on a stale, stricter entry is resolved by the retry.
+        this.tlb.delete(key);
+        return { ok: false, error_code: denied, kind: "pf" };
+      }
       if (access !== "write" || e.dirty) {
         this.st.tlb_hits++;
         return { ok: true, pa: e.pfn * FRAME + (va % FRAME) };
@@ -113,7 +118,7 @@ export class CpuMmu {
     let nx = false;
     const entries: number[] = [];
     let lo = 0;
-    let hi = 0;
+    let hi: number;
     for (const shift of LEVEL_SHIFTS) {
       const ep = table + (Math.floor(va / 2 ** shift) % 512) * 8;
       lo = this.mem.read32(ep);

@@ -62,6 +62,12 @@ export interface PciFunctionModel {
   mmio_write64(bar: number, offset: number, lo: number, hi: number): void;
   mmio_read_bytes(bar: number, offset: number, dst: Uint8Array): void;
   mmio_write_bytes(bar: number, offset: number, src: Uint8Array): void;
+  /**
+   * PCIe extended configuration space (0x100-0xfff): capabilities such as ATS, PRI and PASID
+   * (hw/amd_iommu/ats.ts). Optional; a function without it has no extended capability.
+   */
+  ext_config_read32?(where: number): number;
+  ext_config_write32?(where: number, value: number): void;
 }
 
 /** Optional DMA remapping (an IOMMU): bus address → physical address, or null to abort. */
@@ -222,7 +228,10 @@ export class PciHostBridge {
   /** A config read of an empty slot returns all-ones, as on a real bus. */
   config_read32(devfn: number, where: number): number {
     const s = this.slots.get(devfn);
-    if (!s || where < 0 || where > 252 || where % 4) return 0xffffffff;
+    if (!s || where < 0 || where % 4) return 0xffffffff;
+    // PCIe extended space: the function's own capabilities, or none (a zero header).
+    if (where >= 0x100 && where < 0x1000) return (s.model.ext_config_read32?.(where) ?? 0) >>> 0;
+    if (where > 252) return 0xffffffff;
     const bar = (where - PCI_BASE_ADDRESS_0) / 4;
     if (Number.isInteger(bar) && bar >= 0 && bar < 6) return this.bar_register(s, bar);
     return s.config.getUint32(where, true);
@@ -230,7 +239,12 @@ export class PciHostBridge {
 
   config_write32(devfn: number, where: number, value: number): void {
     const s = this.slots.get(devfn);
-    if (!s || where < 0 || where > 252 || where % 4) return;
+    if (!s || where < 0 || where % 4) return;
+    if (where >= 0x100 && where < 0x1000) {
+      s.model.ext_config_write32?.(where, value >>> 0);
+      return;
+    }
+    if (where > 252) return;
     const bar = (where - PCI_BASE_ADDRESS_0) / 4;
     if (Number.isInteger(bar) && bar >= 0 && bar < 6) {
       this.write_bar(s, bar, value >>> 0);

@@ -5,6 +5,8 @@
 // frame costs its 4 KiB plus ~4 bytes of index (plus the chunk's index array, amortised).
 // Booting a 1 TiB machine costs nothing here: no frame exists until written.
 
+import "reflect-metadata";
+import { injectable } from "tsyringe";
 import { endianness } from "node:os";
 
 export const FRAME_SIZE = 4096;
@@ -32,6 +34,7 @@ export interface PhysMemStats {
   index_bytes: number;
 }
 
+@injectable()
 export class PhysMem {
   /** chunk number → (slot + 1) per frame of the chunk; 0 = never written (reads as zeros). */
   private readonly chunks = new Map<number, Int32Array>();

@@ -15,8 +15,24 @@ import { Workqueues } from "./workqueue.ts";
 import { IrqCore } from "./irq/manage.ts";
 import { FaultInjection } from "../lib/fault-inject.ts";
 import { Slab } from "../mm/slab_common.ts";
+import { PhysMem } from "../hw/physmem.ts";
+import { CpuMmu } from "../hw/cpu_mmu.ts";
+import { ResourceTree } from "./resource.ts";
+import { PageAlloc } from "../mm/page_alloc.ts";
+import { MemRemap } from "../mm/memremap.ts";
 import { Tracing } from "./trace/trace.ts";
 import { ModuleLoader } from "./module/main.ts";
+import { Vfs } from "../fs/namespace.ts";
+import { Sysfs } from "../fs/sysfs/mount.ts";
+import { Devtmpfs } from "../drivers/base/devtmpfs.ts";
+import { DriverCore } from "../drivers/base/core.ts";
+import { CharDevices } from "../fs/char_dev.ts";
+import { MiscDevices } from "../drivers/char/misc.ts";
+import { Shmem } from "../mm/shmem.ts";
+import { Debugfs } from "../fs/debugfs/inode.ts";
+import { Tracefs } from "../fs/tracefs/inode.ts";
+import { Procfs } from "../fs/proc/root.ts";
+import { Syscalls } from "../arch/x86/entry/syscall_64.ts";
 import { builtin_modules } from "./module/catalogue.ts";
 import { resolve_spec, type MachineSpec } from "./machine_spec.ts";
 import { Machine, type KernelService } from "./machine.ts";
@@ -36,10 +52,26 @@ const SERVICES: Array<[InjectionToken<unknown>, Ctor]> = [
   [T.LOCKDEP, Lockdep],
   [T.KERNEL, Kernel],
   [T.FAULT_INJECT, FaultInjection],
+  [T.PHYSMEM, PhysMem],
+  [T.CPU_MMU, CpuMmu],
+  [T.IOMEM, ResourceTree],
+  [T.PAGE_ALLOC, PageAlloc],
+  [T.MEMREMAP, MemRemap],
   [T.SLAB, Slab],
   [T.TRACE, Tracing],
   [T.WORKQUEUE, Workqueues],
   [T.IRQ, IrqCore],
+  [T.VFS, Vfs],
+  [T.SYSFS, Sysfs],
+  [T.DEVTMPFS, Devtmpfs],
+  [T.DRIVER_CORE, DriverCore],
+  [T.CHRDEV, CharDevices],
+  [T.MISC, MiscDevices],
+  [T.SHMEM, Shmem],
+  [T.DEBUGFS, Debugfs],
+  [T.TRACEFS, Tracefs],
+  [T.PROCFS, Procfs],
+  [T.SYSCALLS, Syscalls],
   [T.MODULES, ModuleLoader],
 ];
 

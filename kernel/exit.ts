@@ -43,8 +43,18 @@ export function zap_other_threads(k: Kernel, tsk: task_struct): task_struct[] {
   return others;
 }
 
-/** do_group_exit(): exit_group(2) — the whole thread group goes, with this exit code. */
+/** do_group_exit(): the whole thread group goes; the others die on their way to user mode. */
 export async function do_group_exit(k: Kernel, exit_code: number): Promise<void> {
   zap_other_threads(k, k.current);
-  await do_exit(k, (exit_code & 0xff) << 8);
+  await do_exit(k, exit_code);
+}
+
+/** sys_exit(): this thread only. */
+export async function sys_exit(k: Kernel, error_code: number): Promise<void> {
+  await do_exit(k, (error_code & 0xff) * 256);
+}
+
+/** sys_exit_group(): the exit status lands in bits 8-15, as wait(2) reports it. */
+export async function sys_exit_group(k: Kernel, error_code: number): Promise<void> {
+  await do_group_exit(k, (error_code & 0xff) * 256);
 }

@@ -6,12 +6,23 @@ import type { Kernel, SplatKind } from "./kernel.ts";
 import type { ModuleDef, ModuleLoader, ModuleParams } from "./module/main.ts";
 import type { MachineSpec } from "./machine_spec.ts";
 import type { BuiltEntry } from "./boot.ts";
+import { errname } from "../include/uapi/asm-generic/errno.ts";
+import { PF_EXITING } from "./sched/core.ts";
+import { create_user_process } from "./fork.ts";
+import { SIGKILL } from "./exit.ts";
+import { exit_to_user_mode } from "./entry/common.ts";
+import { Process } from "../tools/runtime/process.ts";
 
 /** What a machine-wide service may implement: an initcall and a shutdown leak check. */
 export interface KernelService {
   init?(): Promise<void> | void;
   /** Lines describing what is still allocated, pending or held; empty when clean. */
   leak_report?(): string[];
+  /**
+   * Power-off teardown once processes are gone and modules unloaded (unmounting filesystems,
+   * disabling IOMMUs). Runs in a kernel thread, so it may sleep (free_irq).
+   */
+  power_off?(): void | Promise<void>;
 }
 
 export class MachineLeakError extends Error {
@@ -50,6 +61,21 @@ export class Machine {
     return this.symbols(token);
   }
 
+  /** A new user process with an empty address space and no open files (ARCHITECTURE.md §10). */
+  async spawn(name = "a.out"): Promise<Process> {
+    const t = create_user_process(this.k, name);
+    if (typeof t === "number") throw new Error(`spawn ${name}: ${errname(t)}`);
+    return new Process(this, t);
+  }
+
+  /** Power-off as init does it: every user process gets SIGKILL and dies on its way to user mode. */
+  private async kill_user_processes(): Promise<void> {
+    const sched = this.k.sched;
+    const users = sched.all_tasks().filter((t) => t.kind === "user" && !(t.flags & PF_EXITING));
+    for (const t of users) t.pending_signals.add(SIGKILL);
+    await Promise.allSettled(users.filter((t) => !t.busy).map((t) => sched.run_task(t, () => exit_to_user_mode(this.k))));
+  }
+
   dmesg(): string[] {
     return this.k.log.dmesg();
   }
@@ -81,8 +107,12 @@ export class Machine {
     if (this.down) return [];
     const failures: string[] = [];
     if (!this.k.sched.halted) {
+      await this.kill_user_processes();
       failures.push(...(await this.run_kthread("shutdown", () => this.loader.unload_all())));
       await this.settle();
+      await this.run_kthread("power_off", async () => {
+        for (const svc of [...this.services].reverse()) await svc.power_off?.();
+      });
     }
     this.down = true;
     for (const svc of this.services) failures.push(...(svc.leak_report?.() ?? []));

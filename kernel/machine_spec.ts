@@ -3,6 +3,7 @@
 
 import type { InjectionToken } from "tsyringe";
 import type { ModuleDef } from "./module/main.ts";
+import type { GpuCostModel } from "../hw/amdgpu/cost_model.ts";
 
 export interface GpuSpec {
   /** ASIC name, e.g. "gfx90a" (GFX9 with XNACK) or "navi10". */
@@ -11,6 +12,8 @@ export interface GpuSpec {
   vram_size: number;
   /** APU-class parts reach system memory through the IOMMU (ATS/PRI). */
   apu?: boolean;
+  /** Overrides of the GPU cost model's defaults (hw/amdgpu/cost_model.ts). */
+  cost?: Partial<GpuCostModel>;
 }
 
 /** Replace a service token's registration: the "alternative subsystem" seam (ARCHITECTURE §6.5). */

@@ -31,6 +31,10 @@ import type { CpuMmu } from "../hw/cpu_mmu.ts";
 import type { ResourceTree } from "./resource.ts";
 import type { PageAlloc } from "../mm/page_alloc.ts";
 import type { MemRemap } from "../mm/memremap.ts";
+import type { iommu_core } from "../iommu/iommu.ts";
+import type { AmdIommu } from "../iommu/amd/iommu.ts";
+import type { PciHostBridge } from "../hw/pci.ts";
+import type { PciBus } from "../drivers/pci/probe.ts";
 
 export const MACHINE_SPEC: InjectionToken<MachineSpec> = Symbol("MACHINE_SPEC");
 export const CLOCK: InjectionToken<Clock> = Symbol("CLOCK");
@@ -64,3 +68,9 @@ export const DEBUGFS: InjectionToken<Debugfs> = Symbol("DEBUGFS");
 export const TRACEFS: InjectionToken<Tracefs> = Symbol("TRACEFS");
 export const PROCFS: InjectionToken<Procfs> = Symbol("PROCFS");
 export const SYSCALLS: InjectionToken<Syscalls> = Symbol("SYSCALLS");
+// PCI: the host bridge (hardware: the machine's PCI functions) and the kernel's PCI core.
+export const PCI_HOST: InjectionToken<PciHostBridge> = Symbol("PCI_HOST");
+export const PCI: InjectionToken<PciBus> = Symbol("PCI");
+// IOMMU: the generic IOMMU core (groups and domains) and the AMD IOMMU driver.
+export const IOMMU_CORE: InjectionToken<iommu_core> = Symbol("IOMMU_CORE");
+export const AMD_IOMMU: InjectionToken<AmdIommu> = Symbol("AMD_IOMMU");

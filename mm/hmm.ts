@@ -24,6 +24,8 @@ import { mmap_assert_locked } from "../include/linux/mmap_lock.ts";
 import { handle_mm_fault } from "./memory.ts";
 import { migration_entry_wait } from "./migrate.ts";
 import { mmu_interval_check_retry, type mmu_interval_notifier } from "./mmu_notifier.ts";
+import { ftrace } from "../include/linux/ftrace.ts";
+import { trace_hmm_range_fault } from "../include/trace/events/hmm.ts";
 
 const PFN_SPAN = 2 ** 45;
 export const HMM_PFN_VALID = 2 ** 52;
@@ -125,6 +127,7 @@ function hmm_pfns_fill(addr: number, end: number, range: hmm_range, value: numbe
 
 /** hmm_vma_fault(): faults every page of [addr, end) and makes the walk restart at addr. */
 async function hmm_vma_fault(addr: number, end: number, required: number, walk: mm_walk): Promise<number> {
+  using _ = ftrace(walk.mm.k, "hmm_vma_fault");
   const hw = walk.private_ as hmm_vma_walk;
   const vma = walk.vma!;
   let fault_flags = FAULT_FLAG_REMOTE;
@@ -207,6 +210,7 @@ function hmm_vma_handle_pte(walk: mm_walk, addr: number, ptep: number, i: number
 
 /** hmm_vma_walk_pmd(): one page table's worth of PTEs; faults leave the PT lock first. */
 async function hmm_vma_walk_pmd(pmdp: number, start: number, end: number, walk: mm_walk): Promise<number> {
+  using _ = ftrace(walk.mm.k, "hmm_vma_walk_pmd");
   const hw = walk.private_ as hmm_vma_walk;
   const range = hw.range;
   const pmd = pmdp_get(walk.mm.k, pmdp);
@@ -268,11 +272,19 @@ const hmm_walk_ops: mm_walk_ops = {
 export async function hmm_range_fault(range: hmm_range): Promise<number> {
   const mm: mm_struct = range.notifier.mm!;
   const hw: hmm_vma_walk = { range, last: range.start };
+  using _ = ftrace(mm.k, "hmm_range_fault");
   mmap_assert_locked(mm);
   let ret: number;
   do {
-    if (mmu_interval_check_retry(range.notifier, range.notifier_seq)) return -EBUSY;
+    if (mmu_interval_check_retry(range.notifier, range.notifier_seq)) {
+      ret = -EBUSY;
+      break;
+    }
     ret = await walk_page_range(mm, hw.last, range.end, hmm_walk_ops, hw);
   } while (ret === -EBUSY);
+  if (trace_hmm_range_fault.enabled) {
+    const flags = [has(range.default_flags, HMM_PFN_REQ_FAULT) && "REQ_FAULT", has(range.default_flags, HMM_PFN_REQ_WRITE) && "REQ_WRITE"];
+    trace_hmm_range_fault.trace(mm.k, { start: range.start, end: range.end, default_flags: flags.filter(Boolean).join("|") || "0", ret });
+  }
   return ret;
 }

@@ -15,7 +15,7 @@ import { is_device_private_page } from "../include/linux/memremap.ts";
 import {
   ptep_get, mk_pte, pte_mkold, pte_mkdirty, pte_mkwrite, pte_mksoft_dirty, pte_mkuffd_wp, pte_write,
 } from "../arch/x86/include/asm/pgtable.ts";
-import { set_pte_at } from "../arch/x86/include/asm/pgtable.ts";
+import { set_pte_at, pte_val_hex } from "../arch/x86/include/asm/pgtable.ts";
 import {
   pte_swp_soft_dirty, pte_swp_mksoft_dirty, pte_swp_uffd_wp, pte_swp_mkuffd_wp,
 } from "../arch/x86/include/asm/pgtable_64.ts";
@@ -30,6 +30,9 @@ import {
   page_add_anon_rmap, page_add_file_rmap,
 } from "./rmap.ts";
 import { wait_on_page_locked } from "./filemap.ts";
+import { page_pgdat } from "../include/linux/mmzone.ts";
+import { ftrace } from "../include/linux/ftrace.ts";
+import { trace_remove_migration_pte } from "../include/trace/events/migrate.ts";
 
 export const MIGRATEPAGE_SUCCESS = 0;
 
@@ -38,6 +41,7 @@ export const MIGRATEPAGE_SUCCESS = 0;
  * (the migration finished or was rolled back); the caller then retries and sees the new PTE.
  */
 export async function migration_entry_wait(mm: mm_struct, pmd: number, address: number): Promise<void> {
+  using _ = ftrace(mm.k, "migration_entry_wait");
   const l = pte_offset_map_lock(mm, pmd, address);
   if (!l) return;
   const pte = ptep_get(mm.k, l.pte);
@@ -79,12 +83,14 @@ function remove_migration_pte(folio: page, vma: vm_area_struct, addr: number, ol
     else page_add_file_rmap(folio, vma, false);
     // No TLB flush: the entry was not present before.
     set_pte_at(vma.vm_mm, pvmw.address, pvmw.pte!, pte);
+    if (trace_remove_migration_pte.enabled) trace_remove_migration_pte.trace(k, { addr: pvmw.address, pte: pte_val_hex(pte), order: 0 });
   }
   return true;
 }
 
 /** remove_migration_ptes(src, dst): every migration entry for src now maps dst. */
 export function remove_migration_ptes(src: page, dst: page, _locked: boolean): void {
+  using _ = ftrace(page_pgdat(dst).k, "remove_migration_ptes");
   rmap_walk(dst, {
     arg: src,
     rmap_one: (p, vma, addr, arg) => remove_migration_pte(p, vma, addr, arg as page),

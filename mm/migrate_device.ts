@@ -10,7 +10,7 @@ import {
   PAGE_SIZE, PAGE_ALIGN_DOWN, VM_HUGETLB, VM_SPECIAL, VM_WRITE, get_page, get_page_unless_zero, put_page,
   page_count, page_mapcount, page_mapped, page_mapping, vma_is_anonymous, is_zero_pfn, PageAnon,
 } from "../include/linux/mm.ts";
-import { is_zone_device_page } from "../include/linux/mmzone.ts";
+import { is_zone_device_page, page_pgdat } from "../include/linux/mmzone.ts";
 import { is_device_private_page, is_device_coherent_page } from "../include/linux/memremap.ts";
 import {
   PageAnonExclusive, ClearPageAnonExclusive, SetPageDirty, __SetPageUptodate,
@@ -18,6 +18,7 @@ import {
 import {
   ptep_get, pmdp_get, pmd_none, pmd_trans_huge, pte_none, pte_present, pte_pfn, pte_write, pte_dirty, pte_young,
   pte_soft_dirty, pte_uffd_wp, ptep_get_and_clear, set_pte_at, mk_pte, pte_mkwrite, pte_mkdirty, pgd_offset,
+  pte_val_hex,
 } from "../arch/x86/include/asm/pgtable.ts";
 import { pte_swp_mksoft_dirty, pte_swp_mkuffd_wp, pte_swp_soft_dirty, pte_swp_uffd_wp } from "../arch/x86/include/asm/pgtable_64.ts";
 import {
@@ -47,6 +48,12 @@ import {
   mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_only_end, MMU_NOTIFY_MIGRATE, MMU_NOTIFY_CLEAR,
 } from "./mmu_notifier.ts";
 import type { Kernel } from "../kernel/kernel.ts";
+import { ftrace } from "../include/linux/ftrace.ts";
+import { trace_set_migration_pte } from "../include/trace/events/migrate.ts";
+import {
+  trace_migrate_device_range, trace_migrate_vma_finalize, trace_migrate_vma_pages, trace_migrate_vma_setup,
+} from "../include/trace/events/migrate_device.ts";
+import { owner_name } from "../include/trace/events/mmu_notifier.ts";
 
 // ---- MIGRATE_PFN_* (include/linux/migrate.h): value = pfn << 6 | flags --------------------
 
@@ -199,7 +206,9 @@ function collect_lock_and_unmap(vma: vm_area_struct, addr: number, ptep: number,
     pte = ptep_get_and_clear(mm, addr, ptep);
   }
   if (pte_present(pte) && pte_dirty(pte)) SetPageDirty(p);
-  set_pte_at(mm, addr, ptep, migration_pte_for(p, mpfn, anon_exclusive, pte));
+  const swp_pte = migration_pte_for(p, mpfn, anon_exclusive, pte);
+  set_pte_at(mm, addr, ptep, swp_pte);
+  if (trace_set_migration_pte.enabled) trace_set_migration_pte.trace(mm.k, { addr, pte: pte_val_hex(swp_pte), order: 0 });
   // Like an unmap: the mapping's reference goes, the collect reference keeps the page alive.
   page_remove_rmap(p, vma, false);
   put_page(p);
@@ -211,6 +220,7 @@ function migrate_vma_collect_pmd(pmdp: number, start: number, end: number, walk:
   const migrate = walk.private_ as migrate_vma;
   const vma = walk.vma!;
   const mm = vma.vm_mm;
+  using _ = ftrace(mm.k, "migrate_vma_collect_pmd");
   const pmd = pmdp_get(mm.k, pmdp);
   if (pmd_none(pmd)) return migrate_vma_collect_hole(start, end, -1, walk);
   if (pmd_trans_huge(pmd)) return collect_skip(start, end, migrate);
@@ -253,6 +263,7 @@ const migrate_vma_walk_ops: mm_walk_ops = {
 /** migrate_vma_collect(): one MMU_NOTIFY_MIGRATE window (owner = pgmap_owner) around the walk. */
 async function migrate_vma_collect(migrate: migrate_vma): Promise<void> {
   const vma = migrate.vma!;
+  using _ = ftrace(vma.vm_mm.k, "migrate_vma_collect");
   const range = new mmu_notifier_range();
   mmu_notifier_range_init_owner(range, MMU_NOTIFY_MIGRATE, 0, vma.vm_mm, migrate.start, migrate.end, migrate.pgmap_owner);
   await mmu_notifier_invalidate_range_start(range);
@@ -274,6 +285,7 @@ function migrate_vma_check_page(p: page, fault_page: page | null): boolean {
 /** try_to_migrate_one(): replace one mapping of `p` in `vma` by a migration entry. */
 async function try_to_migrate_one(p: page, vma: vm_area_struct, address: number): Promise<boolean> {
   const mm = vma.vm_mm;
+  using _ = ftrace(mm.k, "try_to_migrate_one");
   const range = new mmu_notifier_range();
   mmu_notifier_range_init(range, MMU_NOTIFY_CLEAR, 0, mm, address, address + PAGE_SIZE);
   await mmu_notifier_invalidate_range_start(range);
@@ -295,6 +307,9 @@ async function try_to_migrate_one(p: page, vma: vm_area_struct, address: number)
       if (pte_dirty(pteval)) entry = make_migration_entry_dirty(entry);
     }
     set_pte_at(mm, pvmw.address, pvmw.pte!, swp_entry_to_pte(entry));
+    if (trace_set_migration_pte.enabled) {
+      trace_set_migration_pte.trace(mm.k, { addr: pvmw.address, pte: pte_val_hex(swp_entry_to_pte(entry)), order: 0 });
+    }
     page_remove_rmap(p, vma, false);
     put_page(p);
   }
@@ -304,6 +319,7 @@ async function try_to_migrate_one(p: page, vma: vm_area_struct, address: number)
 
 /** try_to_migrate(): every remaining mapping of the (locked) page becomes a migration entry. */
 async function try_to_migrate(p: page): Promise<void> {
+  using _ = ftrace(page_pgdat(p).k, "try_to_migrate");
   if (is_zone_device_page(p) && !is_device_private_page(p) && !is_device_coherent_page(p)) return;
   const m = p.mapping;
   if (!m || m.kind !== "anon") return;
@@ -320,6 +336,7 @@ async function try_to_migrate(p: page): Promise<void> {
  * still migrate (pages and holes).
  */
 async function migrate_device_unmap(k: Kernel, src: number[], npages: number, fault_page: page | null): Promise<number> {
+  using _ = ftrace(k, "migrate_device_unmap");
   let restore = 0;
   let unmapped = 0;
   lru_add_drain();
@@ -374,6 +391,7 @@ export async function migrate_vma_setup(args: migrate_vma): Promise<number> {
   args.end = PAGE_ALIGN_DOWN(args.end);
   const vma = args.vma;
   if (!vma || vma.vm_flags & VM_HUGETLB || vma.vm_flags & VM_SPECIAL) return -EINVAL;
+  using _ = ftrace(vma.vm_mm.k, "migrate_vma_setup");
   if (nr_pages <= 0) return -EINVAL;
   if (args.start < vma.vm_start || args.start >= vma.vm_end) return -EINVAL;
   if (args.end <= vma.vm_start || args.end > vma.vm_end) return -EINVAL;
@@ -384,6 +402,9 @@ export async function migrate_vma_setup(args: migrate_vma): Promise<number> {
   args.npages = 0;
   await migrate_vma_collect(args);
   if (args.cpages) args.cpages = await migrate_device_unmap(vma.vm_mm.k, args.src, args.npages, args.fault_page);
+  trace_migrate_vma_setup.trace(vma.vm_mm.k, {
+    start: args.start, end: args.end, npages: args.npages, count: args.cpages, flags: args.flags, owner: owner_name(args.pgmap_owner),
+  });
   return 0;
 }
 
@@ -415,6 +436,7 @@ function alloc_pmd(mm: mm_struct, addr: number): number | null {
 function migrate_vma_insert_page(migrate: migrate_vma, addr: number, p: page, src: number[], i: number): void {
   const vma = migrate.vma!;
   const mm = vma.vm_mm;
+  using _ = ftrace(mm.k, "migrate_vma_insert_page");
   const abort = () => {
     src[i] = mpfn_clear(src[i]!, MIGRATE_PFN_MIGRATE);
   };
@@ -452,6 +474,7 @@ function destination_allowed(p: page, newpage: page): boolean {
 }
 
 async function __migrate_device_pages(k: Kernel, src: number[], dst: number[], npages: number, migrate: migrate_vma | null): Promise<void> {
+  using _ = ftrace(k, "__migrate_device_pages");
   let range: mmu_notifier_range | null = null;
   for (let i = 0; i < npages; i++) {
     const newpage = migrate_pfn_to_page(k, dst[i]!);
@@ -489,10 +512,25 @@ async function __migrate_device_pages(k: Kernel, src: number[], dst: number[], n
  * src[i] & MIGRATE (with a VALID dst) is the only success signal.
  */
 export async function migrate_vma_pages(migrate: migrate_vma): Promise<void> {
-  await __migrate_device_pages(migrate.vma!.vm_mm.k, migrate.src!, migrate.dst!, migrate.npages, migrate);
+  const k = migrate.vma!.vm_mm.k;
+  using _ = ftrace(k, "migrate_vma_pages");
+  await __migrate_device_pages(k, migrate.src!, migrate.dst!, migrate.npages, migrate);
+  if (trace_migrate_vma_pages.enabled) {
+    trace_migrate_vma_pages.trace(k, { start: migrate.start, end: migrate.end, npages: migrate.npages, count: count_migrating(migrate) });
+  }
+}
+
+/** Entries that still migrate: MIGRATE set with a destination page. */
+function count_migrating(migrate: migrate_vma): number {
+  let n = 0;
+  for (let i = 0; i < migrate.npages; i++) {
+    if (mpfn_test(migrate.src![i]!, MIGRATE_PFN_MIGRATE) && mpfn_test(migrate.dst![i]!, MIGRATE_PFN_VALID)) n++;
+  }
+  return n;
 }
 
 export async function migrate_device_pages(k: Kernel, src: number[], dst: number[], npages: number): Promise<void> {
+  using _ = ftrace(k, "migrate_device_pages");
   await __migrate_device_pages(k, src, dst, npages, null);
 }
 
@@ -508,6 +546,7 @@ function release_page(p: page): void {
  * everything and drop the references migration held.
  */
 export function migrate_device_finalize(k: Kernel, src: number[], dst: number[], npages: number): void {
+  using _ = ftrace(k, "migrate_device_finalize");
   for (let i = 0; i < npages; i++) {
     let newpage = migrate_pfn_to_page(k, dst[i]!);
     const p = migrate_pfn_to_page(k, src[i]!);
@@ -536,7 +575,17 @@ export function migrate_device_finalize(k: Kernel, src: number[], dst: number[],
 }
 
 export function migrate_vma_finalize(migrate: migrate_vma): void {
-  migrate_device_finalize(migrate.vma!.vm_mm.k, migrate.src!, migrate.dst!, migrate.npages);
+  const k = migrate.vma!.vm_mm.k;
+  using _ = ftrace(k, "migrate_vma_finalize");
+  if (trace_migrate_vma_finalize.enabled) {
+    const migrated = count_migrating(migrate);
+    let collected = 0;
+    for (let i = 0; i < migrate.npages; i++) if (mpfn_test(migrate.src![i]!, MIGRATE_PFN_VALID)) collected++;
+    trace_migrate_vma_finalize.trace(k, {
+      start: migrate.start, end: migrate.end, npages: migrate.npages, count: migrated, restored: Math.max(0, collected - migrated),
+    });
+  }
+  migrate_device_finalize(k, migrate.src!, migrate.dst!, migrate.npages);
 }
 
 // ---- eviction by pfn ------------------------------------------------------------------------
@@ -557,13 +606,18 @@ function collect_device_pfn(k: Kernel, pfn: number): number {
  * unmap them from every process. Needs no mmap_lock.
  */
 export async function migrate_device_range(k: Kernel, src: number[], start_pfn: number, npages: number): Promise<number> {
+  using _ = ftrace(k, "migrate_device_range");
   for (let i = 0; i < npages; i++) src[i] = collect_device_pfn(k, start_pfn + i);
+  if (trace_migrate_device_range.enabled) {
+    trace_migrate_device_range.trace(k, { start_pfn, npages, count: src.slice(0, npages).filter((e) => e !== 0).length });
+  }
   await migrate_device_unmap(k, src, npages, null);
   return 0;
 }
 
 /** migrate_device_pfns() (≈6.15): the same for an arbitrary pfn list. */
 export async function migrate_device_pfns(k: Kernel, src: number[], npages: number): Promise<number> {
+  using _ = ftrace(k, "migrate_device_pfns");
   for (let i = 0; i < npages; i++) src[i] = collect_device_pfn(k, src[i]!);
   await migrate_device_unmap(k, src, npages, null);
   return 0;

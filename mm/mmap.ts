@@ -383,6 +383,8 @@ export async function do_mmap(
   populate.populate = 0;
   if (!len) return -EINVAL;
   if (!(flags & MAP_FIXED)) addr = round_hint_to_min(addr);
+  // MAP_FIXED_NOREPLACE is MAP_FIXED for get_unmapped_area, then refuses to replace.
+  if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
   len = PAGE_ALIGN(len);
   if (!len || len > TASK_SIZE) return -ENOMEM;
   if (pgoff + len / PAGE_SIZE > 2 ** 52) return -EOVERFLOW;
@@ -439,7 +441,8 @@ export async function mmap_region(mm: mm_struct, f: file | null, addr: number, l
   const vma = vm_area_alloc(mm);
   vma.vm_start = addr;
   vma.vm_end = end;
-  vma.vm_flags = vm_flags;
+  // New VMAs start soft-dirty (CONFIG_MEM_SOFT_DIRTY): tracking is off until clear_refs.
+  vma.vm_flags = vm_flags | VM_SOFTDIRTY;
   vma.vm_pgoff = pgoff;
   vma_set_page_prot(vma);
   if (f) {

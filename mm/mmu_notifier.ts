@@ -15,6 +15,11 @@ import {
   rb_root_cached, interval_tree_node, interval_tree_insert, interval_tree_remove, interval_tree_iter_first,
   interval_tree_iter_next,
 } from "../lib/interval_tree.ts";
+import { ftrace } from "../include/linux/ftrace.ts";
+import {
+  owner_name, trace_mmu_interval_invalidate, trace_mmu_notifier_invalidate_range_end,
+  trace_mmu_notifier_invalidate_range_start, trace_mmu_notifier_release,
+} from "../include/trace/events/mmu_notifier.ts";
 
 // enum mmu_notifier_event
 export const MMU_NOTIFY_UNMAP = 0;
@@ -193,14 +198,24 @@ async function call_invalidate(
   k: Kernel, sub: mmu_interval_notifier, range: mmu_notifier_range, seq: number,
 ): Promise<boolean> {
   const r = sub.ops.invalidate(sub, range, seq);
-  if (!(r instanceof Promise)) return r;
-  if (!mmu_notifier_range_blockable(range)) {
+  if (r instanceof Promise && !mmu_notifier_range_blockable(range)) {
     k.WARN(true, "mmu_interval_notifier: invalidate slept in a non-blockable range");
   }
-  return r;
+  const ret = await r;
+  trace_mmu_interval_invalidate.trace(k, { start: sub.start, last: sub.last, event: range.event, seq, ret });
+  return ret;
+}
+
+/** The fields of the invalidate_range_start/end events. */
+function range_event(range: mmu_notifier_range) {
+  return {
+    mm: range.mm.context_id, start: range.start, end: range.end, event: range.event,
+    owner: owner_name(range.owner), blockable: mmu_notifier_range_blockable(range),
+  };
 }
 
 async function mn_itree_invalidate(k: Kernel, subs: mmu_notifier_subscriptions, range: mmu_notifier_range): Promise<number> {
+  using _ = ftrace(k, "mn_itree_invalidate");
   const blockable = mmu_notifier_range_blockable(range);
   const [first, seq] = mn_itree_inv_start_range(subs, range);
   for (let sub = first; sub; sub = mn_itree_next(sub, range)) {
@@ -218,6 +233,7 @@ async function mn_itree_invalidate(k: Kernel, subs: mmu_notifier_subscriptions, 
  */
 export async function mmu_interval_read_begin(sub: mmu_interval_notifier): Promise<number> {
   const mm = sub.mm!;
+  using _ = ftrace(mm.k, "mmu_interval_read_begin");
   const subs = subs_of(mm)!;
   spin_lock(subs.lock);
   const seq = sub.invalidate_seq;
@@ -283,6 +299,7 @@ function __mmu_interval_notifier_insert(
 export async function mmu_interval_notifier_insert(
   sub: mmu_interval_notifier, mm: mm_struct, start: number, length: number, ops: mmu_interval_notifier_ops,
 ): Promise<number> {
+  using _ = ftrace(mm.k, "mmu_interval_notifier_insert");
   mm.k.might_sleep("mmu_interval_notifier_insert");
   let subs = subs_of(mm);
   if (!subs || !subs.has_itree) {
@@ -314,6 +331,7 @@ export async function mmu_interval_notifier_insert_locked(
 export async function mmu_interval_notifier_remove(sub: mmu_interval_notifier): Promise<void> {
   const mm = sub.mm!;
   const subs = subs_of(mm)!;
+  using _ = ftrace(mm.k, "mmu_interval_notifier_remove");
   mm.k.might_sleep("mmu_interval_notifier_remove");
   let seq = 0;
   spin_lock(subs.lock);
@@ -473,6 +491,7 @@ export async function mmu_notifier_synchronize(mm: mm_struct): Promise<void> {
 // ---- invalidation entry points used by the mm ----------------------------------------------
 
 async function mn_hlist_invalidate_range_start(k: Kernel, subs: mmu_notifier_subscriptions, range: mmu_notifier_range): Promise<number> {
+  using _ = ftrace(k, "mn_hlist_invalidate_range_start");
   let ret = 0;
   let failed: mmu_notifier | null = null;
   srcu_read_lock(subs);
@@ -502,6 +521,8 @@ async function mn_hlist_invalidate_range_start(k: Kernel, subs: mmu_notifier_sub
 }
 
 async function __mmu_notifier_invalidate_range_start(k: Kernel, range: mmu_notifier_range): Promise<number> {
+  using _ = ftrace(k, "__mmu_notifier_invalidate_range_start");
+  trace_mmu_notifier_invalidate_range_start.trace(k, range_event(range));
   const subs = subs_of(range.mm)!;
   if (subs.has_itree) {
     const ret = await mn_itree_invalidate(k, subs, range);
@@ -547,6 +568,8 @@ async function mn_hlist_invalidate_end(subs: mmu_notifier_subscriptions, range: 
 }
 
 async function __mmu_notifier_invalidate_range_end(range: mmu_notifier_range, only_end: boolean): Promise<void> {
+  using _ = ftrace(range.mm.k, "__mmu_notifier_invalidate_range_end");
+  trace_mmu_notifier_invalidate_range_end.trace(range.mm.k, range_event(range));
   const subs = subs_of(range.mm)!;
   if (subs.has_itree) mn_itree_inv_end(subs);
   if (subs.list.length) await mn_hlist_invalidate_end(subs, range, only_end);
@@ -595,6 +618,7 @@ export function mmu_notifier_test_young(mm: mm_struct, address: number): boolean
 // ---- exit ---------------------------------------------------------------------------------
 
 async function mn_itree_release(k: Kernel, subs: mmu_notifier_subscriptions, mm: mm_struct): Promise<void> {
+  using _ = ftrace(k, "mn_itree_release");
   const range = new mmu_notifier_range();
   mmu_notifier_range_init(range, MMU_NOTIFY_RELEASE, MMU_NOTIFIER_RANGE_BLOCKABLE, mm, 0, ULONG_MAX_END);
   const [first, seq] = mn_itree_inv_start_range(subs, range);
@@ -605,6 +629,7 @@ async function mn_itree_release(k: Kernel, subs: mmu_notifier_subscriptions, mm:
 }
 
 async function mn_hlist_release(subs: mmu_notifier_subscriptions, mm: mm_struct): Promise<void> {
+  using _ = ftrace(mm.k, "mn_hlist_release");
   srcu_read_lock(subs);
   try {
     for (const sub of [...subs.list]) await sub.ops.release?.(sub, mm);
@@ -622,6 +647,8 @@ async function mn_hlist_release(subs: mmu_notifier_subscriptions, mm: mm_struct)
 export async function mmu_notifier_release(mm: mm_struct): Promise<void> {
   const subs = subs_of(mm);
   if (!subs) return;
+  using _ = ftrace(mm.k, "__mmu_notifier_release");
+  trace_mmu_notifier_release.trace(mm.k, { mm: mm.context_id, intervals: subs.itree.count, subscribers: subs.list.length });
   if (subs.has_itree) await mn_itree_release(mm.k, subs, mm);
   if (subs.list.length) await mn_hlist_release(subs, mm);
 }

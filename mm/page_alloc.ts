@@ -59,7 +59,7 @@ export class PageAlloc implements KernelService {
     @inject(KERNEL) readonly k: Kernel,
     @inject(PHYSMEM) readonly physmem: PhysMem,
     @inject(CPU_MMU) cpu: CpuMmu,
-    @inject(FAULT_INJECT) private readonly fi: FaultInjection,
+    @inject(FAULT_INJECT) readonly fi: FaultInjection,
     @inject(MACHINE_SPEC) spec: MachineSpec,
   ) {
     const ram_pages = Math.floor((spec.ram_size ?? 0) / PAGE_SIZE);

@@ -87,7 +87,7 @@ async function walk_pmd_range(pud: number, addr: number, end: number, walk: mm_w
   const ops = walk.ops;
   const k = walk.mm.k;
   let err = 0;
-  for (let next = 0; addr < end; addr = next) {
+  for (let next: number; addr < end; addr = next) {
     next = boundary(addr, PMD_SIZE, end);
     const pmd = pmd_offset(k, pud, addr);
     for (;;) {
@@ -112,7 +112,7 @@ async function walk_pud_range(p4d: number, addr: number, end: number, walk: mm_w
   const ops = walk.ops;
   const k = walk.mm.k;
   let err = 0;
-  for (let next = 0; addr < end; addr = next) {
+  for (let next: number; addr < end; addr = next) {
     next = boundary(addr, PUD_SIZE, end);
     const pud = pud_offset(k, p4d, addr);
     if (pud_none(pudp_get(k, pud))) {
@@ -134,7 +134,7 @@ async function walk_pgd_range(addr: number, end: number, walk: mm_walk): Promise
   const ops = walk.ops;
   const k = walk.mm.k;
   let err = 0;
-  for (let next = 0; addr < end; addr = next) {
+  for (let next: number; addr < end; addr = next) {
     next = boundary(addr, PGDIR_SIZE, end);
     const pgd = pgd_offset(walk.mm, addr);
     const p4d = p4d_offset(pgd, addr);
@@ -190,7 +190,7 @@ export async function walk_page_range(mm: mm_struct, start: number, end: number,
   process_mm_walk_lock(mm, ops.walk_lock ?? PGWALK_RDLOCK);
   let vma = find_vma(mm, start);
   let err = 0;
-  for (let next = 0; start < end; start = next) {
+  for (let next: number; start < end; start = next) {
     if (!vma || start < vma.vm_start) {
       walk.vma = null;
       next = vma ? Math.min(end, vma.vm_start) : end;

@@ -9,8 +9,10 @@ import { spin_lock, spin_unlock, type spinlock_t } from "../kernel/locking/spinl
 import {
   mk_table_entry, pgd_offset, p4d_offset, pud_offset, pmd_offset, pte_offset_kernel, pmdp_get, pudp_get, p4dp_get,
   pmd_none, pud_none, p4d_none, pmd_bad, pmd_trans_huge, pmd_page_paddr, set_pmd, set_pud, set_p4d, pmd_clear,
-  ptep_get, pte_none, pte_val_hex,
+  ptep_get, pte_none, pte_val_hex, ptep_get_and_clear, pte_present, pte_protnone,
 } from "../arch/x86/include/asm/pgtable.ts";
+import type { pte_t } from "../arch/x86/include/asm/pgtable_types.ts";
+import { flush_tlb_page } from "../arch/x86/mm/tlb.ts";
 import {
   PGDIR_SIZE, PUD_SIZE, PMD_SIZE, PTRS_PER_PTE, PTE_ENTRY_SIZE,
 } from "../arch/x86/include/asm/pgtable_types.ts";
@@ -145,6 +147,21 @@ export function get_locked_pte(mm: mm_struct, addr: number): locked_pte | null {
   const pmd = walk_to_pmd(mm, addr);
   if (pmd === null || pte_alloc(mm, pmd)) return null;
   return pte_offset_map_lock(mm, pmd, addr);
+}
+
+/**
+ * ptep_clear_flush(vma, address, ptep) (mm/pgtable-generic.c): clear a PTE and flush the TLB
+ * entry if the old one could have been cached. Returns the old PTE.
+ */
+export function ptep_clear_flush(vma: vm_area_struct, address: number, ptep: number): pte_t {
+  const pte = ptep_get_and_clear(vma.vm_mm, address, ptep);
+  if (pte_accessible(pte)) flush_tlb_page(vma, address);
+  return pte;
+}
+
+/** pte_accessible(): x86 caches only present entries in the TLB. */
+function pte_accessible(pte: pte_t): boolean {
+  return pte_present(pte) && !pte_protnone(pte);
 }
 
 // ---- freeing (free_pgd_range / free_pgtables) ---------------------------------------------------

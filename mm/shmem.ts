@@ -23,7 +23,7 @@ import { NODE_DATA } from "../include/linux/mmzone.ts";
 import { SetPageDirty, SetPageUptodate, __SetPageSwapBacked } from "../include/linux/page-flags.ts";
 import { d_add, d_alloc, d_drop, d_instantiate, type dentry, type vfsmount } from "../include/linux/dcache.ts";
 import {
-  ATTR_SIZE, MAX_LFS_FILESIZE, clear_nlink, drop_nlink, inc_nlink, iput, new_inode,
+  ATTR_SIZE, MAX_LFS_FILESIZE, clear_nlink, drop_nlink, inc_nlink, inode_lock, inode_unlock, iput, new_inode,
   type file, type file_operations, type iattr, type inode, type inode_operations, type kiocb, type super_block,
 } from "../include/linux/fs.ts";
 import type { iov_iter } from "../include/linux/uio.ts";
@@ -103,20 +103,20 @@ function shmem_zero_tail(i: inode, size: number): void {
 }
 
 /** shmem_truncate_range() + truncate_pagecache(): mappings past the end go first, then pages. */
-function shmem_truncate(i: inode, newsize: number): void {
+async function shmem_truncate(i: inode, newsize: number): Promise<void> {
   const holebegin = Math.ceil(newsize / PAGE_SIZE) * PAGE_SIZE;
-  unmap_mapping_range(SHMEM_MAPPING(i), holebegin, 0, true);
+  await unmap_mapping_range(SHMEM_MAPPING(i), holebegin, 0, true);
   shmem_zero_tail(i, newsize);
   shmem_undo_range(i, holebegin / PAGE_SIZE);
 }
 
 /** shmem_setattr(): only size changes are modelled. */
-function shmem_setattr(d: dentry, attr: iattr): number {
+async function shmem_setattr(d: dentry, attr: iattr): Promise<number> {
   const i = d.d_inode!;
   if (!(attr.ia_valid & ATTR_SIZE)) return 0;
   if (attr.ia_size < 0) return -EINVAL;
   if (attr.ia_size > MAX_LFS_FILESIZE) return -EFBIG;
-  if (attr.ia_size < i.i_size) shmem_truncate(i, attr.ia_size);
+  if (attr.ia_size < i.i_size) await shmem_truncate(i, attr.ia_size);
   i.i_size = attr.ia_size;
   i.i_mtime = i.i_ctime = shmem_k(i).ktime_get();
   return 0;
@@ -140,6 +140,7 @@ async function shmem_file_read_iter(iocb: kiocb, to: iov_iter): Promise<number> 
     const nr = Math.min(PAGE_SIZE - offset, i.i_size - iocb.ki_pos, to.count);
     const p = shmem_get_page(i, index, false) as page | null;
     const data = p ? physmem.read(p.pfn * PAGE_SIZE + offset, nr) : new Uint8Array(nr);
+    // The bytes are already copied out of the frame, so a racing truncate cannot change them.
     const ret = await copy_to_iter(data, nr, to);
     copied += ret;
     iocb.ki_pos += ret;
@@ -148,8 +149,19 @@ async function shmem_file_read_iter(iocb: kiocb, to: iov_iter): Promise<number> 
   return copied;
 }
 
-/** generic_perform_write() into shmem pages; O_APPEND writes at i_size. */
+/** generic_file_write_iter(): under the inode lock, so truncation cannot interleave. */
 async function shmem_file_write_iter(iocb: kiocb, from: iov_iter): Promise<number> {
+  const i = iocb.ki_filp.f_inode;
+  await inode_lock(i);
+  try {
+    return await shmem_perform_write(iocb, from);
+  } finally {
+    inode_unlock(i);
+  }
+}
+
+/** generic_perform_write() into shmem pages; O_APPEND writes at i_size. */
+async function shmem_perform_write(iocb: kiocb, from: iov_iter): Promise<number> {
   const f = iocb.ki_filp;
   const i = f.f_inode;
   const physmem = NODE_DATA(shmem_k(i)).physmem;

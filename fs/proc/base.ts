@@ -3,10 +3,15 @@
 // walk); each file looks the task up again when used, so a file of an exited task gives -ESRCH.
 // /proc/<pid>/task/<tid> holds the per-thread files.
 
-import { ESRCH } from "../../include/uapi/asm-generic/errno.ts";
+import { EFAULT, ESRCH } from "../../include/uapi/asm-generic/errno.ts";
 import { S_IFDIR, S_IFREG } from "../../include/uapi/linux/stat.ts";
 import { d_add, type dentry } from "../../include/linux/dcache.ts";
-import { new_inode, type file, type file_operations, type inode, type kiocb, type super_block } from "../../include/linux/fs.ts";
+import {
+  new_inode, type file, type file_operations, type inode, type kiocb, type loff_ptr, type super_block,
+} from "../../include/linux/fs.ts";
+import { copy_to_user } from "../../include/linux/uaccess.ts";
+import { mmdrop, mmget_not_zero, mmgrab, mmput } from "../../kernel/fork.ts";
+import { pagemap_read, show_map } from "./task_mmu.ts";
 import type { mm_struct } from "../../include/linux/mm_types.ts";
 import type { iov_iter } from "../../include/linux/uio.ts";
 import {
@@ -156,8 +161,53 @@ interface pid_entry {
   lookup?: (p: Procfs, dir: inode, d: dentry) => number;
 }
 
+/** proc_pid_maps_operations: show_map() of the task's mm at read time (empty without one). */
+const proc_pid_maps_operations = task_seq_fops(async (m, t) => {
+  const mm = t.mm as mm_struct | null;
+  if (mm && mmget_not_zero(mm)) {
+    try {
+      seq_puts(m, await show_map(mm));
+    } finally {
+      await mmput(mm);
+    }
+  }
+});
+
+/**
+ * proc_pagemap_operations: 8-byte entries, entry i for virtual page i (read at offset
+ * vaddr / 4096 * 8). The mm is pinned at open (mmgrab), as proc_mem_open() does.
+ */
+const proc_pagemap_operations: file_operations = {
+  open: (i: inode, f: file) => {
+    const t = get_proc_task(i);
+    if (!t) return -ESRCH;
+    const mm = t.mm as mm_struct | null;
+    if (mm) mmgrab(mm);
+    f.private_data = mm;
+    return 0;
+  },
+  read: async (f: file, buf: number, count: number, ppos: loff_ptr) => {
+    const mm = f.private_data as mm_struct | null;
+    if (!mm) return 0;
+    const data = await pagemap_read(mm, ppos.pos, count);
+    if (typeof data === "number") return data;
+    const k = f.f_inode.i_sb.s_vfs.k;
+    if (await copy_to_user(k, buf, data, data.length)) return -EFAULT;
+    ppos.pos += data.length;
+    return data.length;
+  },
+  llseek: default_llseek,
+  release: (_i: inode, f: file) => {
+    const mm = f.private_data as mm_struct | null;
+    if (mm) mmdrop(mm);
+    return 0;
+  },
+};
+
 function tid_base_stuff(_p: Procfs): pid_entry[] {
   return [
+    { name: "maps", mode: S_IFREG | 0o444, fops: proc_pid_maps_operations },
+    { name: "pagemap", mode: S_IFREG | 0o400, fops: proc_pagemap_operations },
     { name: "status", mode: S_IFREG | 0o444, fops: task_seq_fops(proc_pid_status) },
     { name: "comm", mode: S_IFREG | 0o644, fops: proc_pid_set_comm_operations },
     { name: "make-it-fail", mode: S_IFREG | 0o644, fops: proc_fault_inject_operations },

@@ -11,6 +11,7 @@ import { d_path, type dentry, type path } from "./dcache.ts";
 import type { iov_iter } from "./uio.ts";
 import type { dev_t } from "./kdev_t.ts";
 import type { Vfs } from "../../fs/namespace.ts";
+import { down_write, rw_semaphore, up_write } from "../../kernel/locking/rwsem.ts";
 
 export type loff_t = number;
 
@@ -145,6 +146,8 @@ export class inode {
   /** ns since boot (virtual clock). */
   i_mtime = 0;
   i_ctime = 0;
+  /** inode_lock(): serialises writes and truncation; made on first use. */
+  i_rwsem: rw_semaphore | null = null;
 
   constructor(
     readonly i_sb: super_block,
@@ -157,6 +160,16 @@ export function new_inode(sb: super_block): inode {
   const i = new inode(sb, sb.get_next_ino());
   sb.s_inodes.add(i);
   return i;
+}
+
+/** inode_lock(): one lockdep class per filesystem type, as the kernel's i_mutex_key. */
+export async function inode_lock(i: inode): Promise<void> {
+  i.i_rwsem ??= new rw_semaphore(i.i_sb.s_vfs.k, `&sb->s_type->i_mutex_key#${i.i_sb.s_type.name}`);
+  await down_write(i.i_rwsem);
+}
+
+export function inode_unlock(i: inode): void {
+  if (i.i_rwsem) up_write(i.i_rwsem);
 }
 
 export function ihold(i: inode): void {

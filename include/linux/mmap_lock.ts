@@ -4,7 +4,7 @@
 
 import type { mm_struct } from "./mm_types.ts";
 import {
-  down_read, down_read_killable, down_read_trylock, up_read, down_write, down_write_killable, up_write,
+  down_read, down_read_killable, down_read_trylock, up_read, down_write, down_write_killable, down_write_nested, up_write,
   downgrade_write, rwsem_is_locked,
 } from "../../kernel/locking/rwsem.ts";
 import { lockdep_assert_held, lockdep_assert_held_write } from "../../kernel/locking/lockdep.ts";
@@ -28,6 +28,11 @@ export function mmap_read_unlock(mm: mm_struct): void {
 
 export async function mmap_write_lock(mm: mm_struct): Promise<void> {
   await down_write(mm.mmap_lock);
+}
+
+/** mmap_write_lock_nested(): a second mm's lock while holding one (dup_mmap). */
+export async function mmap_write_lock_nested(mm: mm_struct, subclass: number): Promise<void> {
+  await down_write_nested(mm.mmap_lock, subclass);
 }
 
 export async function mmap_write_lock_killable(mm: mm_struct): Promise<number> {

@@ -2,7 +2,8 @@
 // Each subsystem issue adds its loadable drivers here (test_hmm, amdgpu, amdkfd, ...).
 
 import type { ModuleDef } from "./main.ts";
+import { test_hmm_module } from "../../lib/test_hmm.ts";
 
 export function builtin_modules(): ModuleDef[] {
-  return [];
+  return [test_hmm_module];
 }

@@ -46,6 +46,11 @@ export class trace_entry {
 export class trace_event_call<A extends trace_fields = trace_fields> {
   /** The static key: on while set_event enables it or any probe is attached. */
   enabled = false;
+  /**
+   * For an event declared at file scope (TRACE_EVENT in include/linux/tracepoint.ts): the
+   * count, shared by every machine, of machines where it is on; call sites test it first.
+   */
+  static_key: static_key | null = null;
   /** Enabled through set_event (events/<system>/<name>/enable). */
   ftrace_enabled = false;
   private probes: Array<(args: A) => void> = [];
@@ -89,9 +94,48 @@ export class trace_event_call<A extends trace_fields = trace_fields> {
 
   /** @internal */
   update(): void {
+    const was = this.enabled;
     this.enabled = this.ftrace_enabled || this.probes.length > 0;
+    if (this.static_key && was !== this.enabled) this.static_key.count += this.enabled ? 1 : -1;
   }
 }
+
+/** A static key shared by all machines: how many have the thing it guards switched on. */
+export interface static_key {
+  count: number;
+}
+
+/** A trace event declared once at file scope and instantiated in every machine's Tracing. */
+export interface static_trace_event {
+  readonly system: string;
+  readonly name: string;
+  readonly printk: (args: never) => string;
+  readonly key: static_key;
+}
+
+/** Every file-scope trace event, in declaration order (the kernel's __start_ftrace_events). */
+const static_events: static_trace_event[] = [];
+
+/** @internal — TRACE_EVENT() at file scope registers here. */
+export function register_static_event(ev: static_trace_event): void {
+  static_events.push(ev);
+}
+
+/**
+ * Machines with the function_graph tracer recording: ftrace() call sites in kernel functions
+ * test this before anything else, so an untraced run pays one comparison per call.
+ */
+export const ftrace_graph_key: static_key = { count: 0 };
+
+/** Each machine's Tracing by its Kernel, for code that reaches the machine only through `k`. */
+const instances = new WeakMap<Kernel, Tracing>();
+
+/** The Tracing service of the machine `k` belongs to. */
+export function tracing_of(k: Kernel): Tracing | undefined {
+  return instances.get(k);
+}
+
+const NOP_SCOPE: Disposable = { [Symbol.dispose]() {} };
 
 /** A function_graph shadow-stack frame (ftrace_ret_stack). */
 interface graph_frame {
@@ -155,8 +199,14 @@ export class Tracing {
   private written = 0;
   private sinks = new Set<(e: trace_entry) => void>();
   private readonly graph_stacks = new WeakMap<task_struct, graph_frame[]>();
+  /** How many file-scope events have been instantiated here. */
+  private static_synced = 0;
+  /** Whether this machine counts in ftrace_graph_key. */
+  private graph_keyed = false;
 
-  constructor(@inject(KERNEL) private readonly k: Kernel) {}
+  constructor(@inject(KERNEL) private readonly k: Kernel) {
+    instances.set(k, this);
+  }
 
   // ---- trace events ------------------------------------------------------------------------
 
@@ -173,8 +223,25 @@ export class Tracing {
     return ev;
   }
 
+  /** Instantiates the file-scope events declared since the last look (modules load lazily). */
+  private sync_static_events(): void {
+    while (this.static_synced < static_events.length) {
+      const s = static_events[this.static_synced++]!;
+      const ev = this.define_trace_event(s.system, s.name, s.printk);
+      ev.static_key = s.key;
+      if (ev.enabled) s.key.count++;
+    }
+  }
+
+  /** This machine's instance of a file-scope event. */
+  static_event<A extends trace_fields>(s: static_trace_event): trace_event_call<A> {
+    this.sync_static_events();
+    return this.events.get(`${s.system}:${s.name}`) as unknown as trace_event_call<A>;
+  }
+
   /** /sys/kernel/tracing/available_events */
   available_events(): string[] {
+    this.sync_static_events();
     return [...this.events.keys()];
   }
 
@@ -184,6 +251,7 @@ export class Tracing {
    * Returns 0, or -EINVAL when nothing matched.
    */
   set_event(spec: string, on = true): number {
+    this.sync_static_events();
     let s = spec.trim();
     if (s.startsWith("!")) {
       on = false;
@@ -242,6 +310,22 @@ export class Tracing {
 
   private update_graph(): void {
     this.graph_on = this.tracing_on && this.tracer === "function_graph";
+    if (this.graph_on !== this.graph_keyed) ftrace_graph_key.count += this.graph_on ? 1 : -1;
+    this.graph_keyed = this.graph_on;
+  }
+
+  /**
+   * Power-off: this machine stops counting in the shared static keys, so a machine dropped
+   * with tracing on does not slow down the others. The buffer and settings stay readable.
+   */
+  power_off(): void {
+    for (const ev of this.events.values()) {
+      if (ev.static_key && ev.enabled) ev.static_key.count--;
+      ev.static_key = null;
+    }
+    if (this.graph_keyed) ftrace_graph_key.count--;
+    this.graph_keyed = false;
+    this.graph_on = false;
   }
 
   /**
@@ -262,6 +346,17 @@ export class Tracing {
     if (r instanceof Promise) return r.finally(() => this.graph_return(t, func)) as R;
     this.graph_return(t, func);
     return r;
+  }
+
+  /**
+   * The entry of a traced function whose return is the end of the returned scope: a kernel
+   * function opens one with `using _ = ftrace(k, "name")` (include/linux/ftrace.ts).
+   */
+  graph_scope(func: string): Disposable {
+    if (!this.graph_on) return NOP_SCOPE;
+    const t = this.k.current;
+    this.graph_entry(t, func);
+    return { [Symbol.dispose]: () => this.graph_return(t, func) };
   }
 
   /** ftrace_graph_entry for the current context, for code that cannot wrap a closure. */

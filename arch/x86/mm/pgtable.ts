@@ -11,29 +11,32 @@ import { pfn_to_page } from "../../../mm/sparse.ts";
 export const GFP_PGTABLE_USER = GFP_KERNEL_ACCOUNT | __GFP_ZERO;
 const PAGE_SIZE = 4096;
 
-/** pagetable_alloc() + pagetable_pte_ctor(): a zeroed, PageTable-typed frame. */
-function pagetable_alloc(mm: mm_struct): page | null {
+/**
+ * pagetable_alloc() + pagetable_pte_ctor(): a zeroed, PageTable-typed frame. Lower levels count
+ * in mm_pgtables_bytes (mm_inc_nr_ptes & co); the pgd does not, as in the kernel.
+ */
+function pagetable_alloc(mm: mm_struct, account = true): page | null {
   const p = alloc_pages(mm.k, GFP_PGTABLE_USER, 0);
   if (!p) return null;
   __SetPageTable(p);
-  mm.pgtables_bytes += PAGE_SIZE;
+  if (account) mm.pgtables_bytes += PAGE_SIZE;
   return p;
 }
 
-function pagetable_free(mm: mm_struct, p: page): void {
+function pagetable_free(mm: mm_struct, p: page, account = true): void {
   __ClearPageTable(p);
-  mm.pgtables_bytes -= PAGE_SIZE;
+  if (account) mm.pgtables_bytes -= PAGE_SIZE;
   __free_pages(p, 0);
 }
 
 /** pgd_alloc(mm): the top-level table; returns its physical address (what CR3 holds), 0 on failure. */
 export function pgd_alloc(mm: mm_struct): number {
-  const p = pagetable_alloc(mm);
+  const p = pagetable_alloc(mm, false);
   return p ? p.pfn * PAGE_SIZE : 0;
 }
 
 export function pgd_free(mm: mm_struct, pgd: number): void {
-  pagetable_free(mm, pfn_to_page(mm.k, pgd / PAGE_SIZE));
+  pagetable_free(mm, pfn_to_page(mm.k, pgd / PAGE_SIZE), false);
 }
 
 export function pud_alloc_one(mm: mm_struct, _addr: number): page | null {

@@ -8,6 +8,11 @@ import type { Kernel } from "../../../kernel/kernel.ts";
 import type { mm_struct, vm_area_struct } from "../../../include/linux/mm_types.ts";
 import { NODE_DATA } from "../../../include/linux/mmzone.ts";
 import { mmu_notifier_arch_invalidate_secondary_tlbs } from "../../../mm/mmu_notifier.ts";
+import { pte_pfn } from "../include/asm/pgtable.ts";
+import {
+  type pte_t, _PAGE_PRESENT, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, _PAGE_USER, _PAGE_PWT, _PAGE_PCD, _PAGE_PSE, _PAGE_GLOBAL,
+  _PAGE_NX_HI,
+} from "../include/asm/pgtable_types.ts";
 
 const PAGE_SIZE = 4096;
 /** Above this many pages a range flush becomes a full (PCID) flush. */
@@ -47,3 +52,20 @@ export function flush_tlb_all(k: Kernel): void {
 
 /** flush_tlb_fix_spurious_fault(): x86 needs nothing for an upgrade-only change. */
 export function flush_tlb_fix_spurious_fault(_vma: vm_area_struct, _addr: number): void {}
+
+/**
+ * pte_needs_flush(oldpte, newpte) (arch/x86/include/asm/tlbflush.h): does changing oldpte into
+ * newpte require a TLB flush? Not for a non-present old entry; yes when it stops being present,
+ * changes pfn, clears D/A, or changes RW/US/caching/NX bits.
+ */
+export function pte_needs_flush(oldpte: pte_t, newpte: pte_t): boolean {
+  if (!(oldpte.lo & _PAGE_PRESENT)) return false;
+  if (!(newpte.lo & _PAGE_PRESENT)) return true;
+  if (pte_pfn(oldpte) !== pte_pfn(newpte)) return true;
+  const flush_on_clear = _PAGE_DIRTY | _PAGE_PRESENT | _PAGE_ACCESSED;
+  const flush_on_change = _PAGE_RW | _PAGE_USER | _PAGE_PWT | _PAGE_PCD | _PAGE_PSE | _PAGE_GLOBAL;
+  const diff = (oldpte.lo ^ newpte.lo) & 0xfff;
+  if (diff & oldpte.lo & flush_on_clear) return true;
+  if (diff & flush_on_change) return true;
+  return ((oldpte.hi ^ newpte.hi) & _PAGE_NX_HI) !== 0;
+}

@@ -8,7 +8,7 @@ import type { Kernel } from "../../../../kernel/kernel.ts";
 import type { mm_struct, page, vm_area_struct } from "../../../../include/linux/mm_types.ts";
 import { NODE_DATA } from "../../../../include/linux/mmzone.ts";
 import {
-  type pte_t, type pmd_t, type pud_t, type p4d_t, type pgd_t, type pgprot_t,
+  type pte_t, type pmd_t, type pud_t, type pgprot_t,
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE, _PAGE_SPECIAL,
   _PAGE_SOFT_DIRTY, _PAGE_UFFD_WP, _PAGE_PROTNONE, _PAGE_KNL_ERRATUM_MASK, _PAGE_NX_HI, _PAGE_DEVMAP_HI,
   PTE_PFN_LO_MASK, PTE_PFN_HI_MASK, PTE_PFN_MAX, _PAGE_CHG_MASK_LO, _PAGE_CHG_MASK_HI, _PAGE_TABLE, _KERNPG_TABLE,

@@ -54,6 +54,9 @@ export const mmMC_VM_FB_OFFSET = 0x0012;
 /** VMID0 system aperture (direct VRAM access), in 256 KiB units. */
 export const mmMC_VM_SYSTEM_APERTURE_LOW_ADDR = 0x0013;
 export const mmMC_VM_SYSTEM_APERTURE_HIGH_ADDR = 0x0014;
+/** Indirect register access: byte address of a register in INDEX2, its value through DATA2. */
+export const mmPCIE_INDEX2 = 0x000e;
+export const mmPCIE_DATA2 = 0x000f;
 /** Reference clock counter (100 MHz, the IH timestamp clock), two halves. */
 export const mmREFCLK_TIMESTAMP_LO = 0x0018;
 export const mmREFCLK_TIMESTAMP_HI = 0x0019;

@@ -1,0 +1,548 @@
+// kemu hardware: the compute command processor (MEC1) and a shader engine (not a kernel file).
+// 4 pipes x 8 hardware queue descriptors (HQDs), programmed through the banked CP_HQD_*
+// registers (GRBM_GFX_CNTL selects ME/pipe/queue) as the kernel's hqd_load does. An active HQD
+// fetches 64-byte AQL packets from its ring at the read index, up to the write index its
+// doorbell carries, and runs KERNEL_DISPATCH packets as one wave per workgroup executing kemu's
+// ISA (hw/amdgpu/isa.ts, docs/gpu-isa.md). BARRIER_AND packets wait for their signals. When a
+// dispatch ends the CP decrements the completion signal and, if the signal has an event mailbox,
+// writes the event id there and raises a CP end-of-pipe IV. Every access — packet fetch,
+// instruction fetch, loads, stores, atomics, copies, signal updates — goes through the GFXHUB
+// (UTCL2) in the queue's VMID: a retry fault stalls the queue and replays the access after the
+// retry interval or when the VMID's TLB is invalidated; a no-retry fault goes to the default page.
+
+import type { Kernel } from "../../kernel/kernel.ts";
+import { timer_list } from "../../kernel/time/timer.ts";
+import type { GpuCostModel } from "./cost_model.ts";
+import type { IhBlock } from "./ih.ts";
+import type { GpuAccess, VmHub } from "./gmc.ts";
+import type { GpuMemBus, GpuPhys } from "./mem.ts";
+import {
+  AMD_SIGNAL_EVENT_ID, AMD_SIGNAL_EVENT_MAILBOX_PTR, AMD_SIGNAL_VALUE, AQL_PACKET_BYTES, HSA_PACKET_TYPE_BARRIER_AND,
+  HSA_PACKET_TYPE_KERNEL_DISPATCH, INSTR_BYTES, NUM_SREGS, Op, SREG_GRID_SIZE, SREG_KERNARG, SREG_WORKGROUP_ID,
+  SREG_WORKGROUP_SIZE, op_name,
+} from "./isa.ts";
+import {
+  CP_HQD_ACTIVE__ACTIVE, CP_HQD_PQ_CONTROL__QUEUE_SIZE, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_EN,
+  CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, CP_MEC_CNTL__MEC_ME1_HALT, MEC_NUM_PIPES, MEC_QUEUES_PER_PIPE,
+  REG_GET_FIELD, SH_MEM_CONFIG__RETRY_DISABLE, mmCP_HQD_ACTIVE, mmCP_HQD_DEQUEUE_REQUEST, mmCP_HQD_PQ_BASE,
+  mmCP_HQD_PQ_BASE_HI, mmCP_HQD_PQ_CONTROL, mmCP_HQD_PQ_DOORBELL_CONTROL, mmCP_HQD_PQ_RPTR,
+  mmCP_HQD_PQ_RPTR_REPORT_ADDR, mmCP_HQD_PQ_RPTR_REPORT_ADDR_HI, mmCP_HQD_PQ_WPTR_HI, mmCP_HQD_PQ_WPTR_LO,
+  mmCP_HQD_STATUS0, mmCP_HQD_VMID, mmCP_MEC_CNTL, mmSH_MEM_BASES, mmSH_MEM_CONFIG,
+} from "../../drivers/gpu/drm/amd/include/asic_reg/kemu_gpu_regs.ts";
+import { SOC15_IH_CLIENTID_GRBM_CP, SOC15_IH_CLIENTID_SE0SH } from "../../drivers/gpu/drm/amd/include/soc15_ih_clientid.ts";
+import { GFX_9_0__SRCID__CP_EOP_INTERRUPT, GFX_9_0__SRCID__SQ_INTERRUPT_ID } from "../../drivers/gpu/drm/amd/include/ivsrcid/ivsrcid.ts";
+
+/** UTCL2 client ids in the fault status (gfxhub client table of docs/amdgpu.md). */
+export const CID_CPF = 0x4;
+export const CID_CPC = 0x5;
+export const CID_TCP = 0x8;
+export const CID_SQC_INST = 0x9;
+
+/** Instructions whose result lands in s[d]: values must stay integers in [0, 2^53). */
+const WRITES_D = new Set<number>([Op.S_MOV_B64, Op.S_MOV, Op.S_ADD, Op.S_ADDI, Op.S_SUB, Op.S_MUL, Op.S_MULI,
+  Op.GLOBAL_LOAD_DWORD, Op.GLOBAL_LOAD_DWORDX2, Op.GLOBAL_ATOMIC_ADD]);
+
+/** Longest stretch of virtual time a queue runs before yielding to other hardware events. */
+const QUANTUM_NS = 10_000;
+const HQD_REGS = 0x10;
+const HQD_REG_BASE = mmCP_HQD_ACTIVE;
+
+/** GRBM_GFX_CNTL selection for the banked registers. */
+export interface GrbmSelect {
+  me: number;
+  pipe: number;
+  queue: number;
+  vmid: number;
+}
+
+interface dispatch_state {
+  header: number;
+  wg_size: number;
+  grid: number;
+  kernel_object: number;
+  kernarg: number;
+  signal: number;
+  n_wg: number;
+  next_wg: number;
+}
+
+interface wave_state {
+  pc: number;
+  s: Float64Array;
+  wg_id: number;
+  /** Bytes of the current BUFFER_COPY/FILL already done (survives a stall). */
+  partial: number;
+}
+
+type step = { cost: number } | { stall: true } | { error: string };
+
+export interface HqdStats {
+  dispatches: number;
+  waves: number;
+  instructions: number;
+  retry_stalls: number;
+}
+
+export class Hqd {
+  readonly regs = new Uint32Array(HQD_REGS);
+  /** Read and write indices in AQL packets. */
+  rptr = 0;
+  wptr = 0;
+  private dispatch: dispatch_state | null = null;
+  private wave: wave_state | null = null;
+  private running = false;
+  private stalled_since = -1;
+  private force_noretry = false;
+  /** Set when the queue stopped on an error (illegal instruction, bad packet). */
+  error = "";
+  readonly stats: HqdStats = { dispatches: 0, waves: 0, instructions: 0, retry_stalls: 0 };
+  private readonly timer: timer_list;
+  private readonly pkt = new Uint32Array(AQL_PACKET_BYTES / 4);
+  private readonly ins = new Uint32Array(INSTR_BYTES / 4);
+  private readonly tmp = new Uint8Array(8);
+
+  constructor(
+    readonly pipe: number,
+    readonly queue: number,
+    private readonly cp: CpBlock,
+  ) {
+    this.timer = new timer_list(() => this.run(), `cp_hqd${pipe}.${queue}`, "hw");
+  }
+
+  reg(r: number): number {
+    return this.regs[r - HQD_REG_BASE]!;
+  }
+
+  get active(): boolean {
+    return REG_GET_FIELD(this.reg(mmCP_HQD_ACTIVE), CP_HQD_ACTIVE__ACTIVE) === 1;
+  }
+  get vmid(): number {
+    return this.reg(mmCP_HQD_VMID) & 0xf;
+  }
+  get stalled(): boolean {
+    return this.stalled_since >= 0;
+  }
+  private get base(): number {
+    return this.reg(mmCP_HQD_PQ_BASE) * 256 + this.reg(mmCP_HQD_PQ_BASE_HI) * 2 ** 40;
+  }
+  private get n_packets(): number {
+    return (4 * 2 ** (REG_GET_FIELD(this.reg(mmCP_HQD_PQ_CONTROL), CP_HQD_PQ_CONTROL__QUEUE_SIZE) + 1)) / AQL_PACKET_BYTES;
+  }
+  get doorbell_index(): number {
+    const c = this.reg(mmCP_HQD_PQ_DOORBELL_CONTROL);
+    return REG_GET_FIELD(c, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_EN) ? REG_GET_FIELD(c, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET) : -1;
+  }
+
+  read_reg(r: number): number {
+    if (r === mmCP_HQD_PQ_RPTR) return this.rptr % 2 ** 32;
+    if (r === mmCP_HQD_PQ_WPTR_LO) return this.wptr % 2 ** 32;
+    if (r === mmCP_HQD_PQ_WPTR_HI) return Math.floor(this.wptr / 2 ** 32);
+    if (r === mmCP_HQD_STATUS0) return (this.stalled ? 1 : 0) | (this.error ? 2 : 0);
+    return this.reg(r);
+  }
+
+  write_reg(r: number, v: number): void {
+    const was = this.active;
+    if (r === mmCP_HQD_DEQUEUE_REQUEST) {
+      if (v & 1) this.regs[mmCP_HQD_ACTIVE - HQD_REG_BASE] = 0;
+      return;
+    }
+    if (r === mmCP_HQD_STATUS0) return;
+    if (r === mmCP_HQD_PQ_RPTR) {
+      if (!was) this.rptr = v;
+      return;
+    }
+    if (r === mmCP_HQD_PQ_WPTR_LO) this.wptr = Math.floor(this.wptr / 2 ** 32) * 2 ** 32 + v;
+    if (r === mmCP_HQD_PQ_WPTR_HI) this.wptr = (this.wptr % 2 ** 32) + v * 2 ** 32;
+    this.regs[r - HQD_REG_BASE] = v;
+    if (r === mmCP_HQD_ACTIVE && !was && this.active) {
+      this.error = "";
+      this.kick(0);
+    }
+  }
+
+  doorbell(lo: number, hi: number): void {
+    this.wptr = lo + hi * 2 ** 32;
+    this.kick(this.cp.cost.doorbell_latency_ns);
+  }
+
+  kick(delay: number): void {
+    if (this.running) return;
+    this.running = true;
+    this.cp.k.timers.add_timer_in(this.timer, delay);
+  }
+
+  /** The VMID was invalidated: a stalled access replays now. */
+  replay_now(): void {
+    if (this.stalled && this.running) this.cp.k.timers.mod_timer(this.timer, this.cp.k.ktime_get());
+  }
+
+  // ---- the queue loop ------------------------------------------------------------------------
+
+  private run(): void {
+    let spent = 0;
+    while (spent < QUANTUM_NS) {
+      if (!this.active || this.cp.halted() || this.error) break;
+      const r = this.step();
+      if ("error" in r) {
+        this.fail(r.error);
+        break;
+      }
+      if ("stall" in r) {
+        this.cp.k.timers.add_timer_in(this.timer, spent + this.cp.cost.retry_interval_ns);
+        return;
+      }
+      if (r.cost < 0) break; // idle
+      spent += r.cost;
+    }
+    if (spent >= QUANTUM_NS && this.active && !this.error) {
+      this.cp.k.timers.add_timer_in(this.timer, spent);
+      return;
+    }
+    this.running = false;
+  }
+
+  /** One unit of work; cost -1 means nothing to do. */
+  private step(): step {
+    if (this.wave) return this.wave_step(this.wave);
+    if (this.dispatch) return this.dispatch_step(this.dispatch);
+    if (this.rptr >= this.wptr) return { cost: -1 };
+    return this.fetch_packet();
+  }
+
+  private fetch_packet(): step {
+    const addr = this.base + (this.rptr % this.n_packets) * AQL_PACKET_BYTES;
+    const bytes = new Uint8Array(this.pkt.buffer);
+    if (!this.read(addr, bytes, CID_CPF, "read")) return { stall: true };
+    const p = this.pkt;
+    const type = p[0]! & 0xff;
+    if (type === HSA_PACKET_TYPE_BARRIER_AND) return this.barrier(p);
+    if (type !== HSA_PACKET_TYPE_KERNEL_DISPATCH) return { error: `AQL packet type ${type} at read index ${this.rptr} is not executable` };
+    const wg_size = (p[1]! & 0xffff) || 1;
+    const grid = p[3]!;
+    this.dispatch = {
+      header: p[0]!, wg_size, grid,
+      kernel_object: p[8]! + p[9]! * 2 ** 32,
+      kernarg: p[10]! + p[11]! * 2 ** 32,
+      signal: p[14]! + p[15]! * 2 ** 32,
+      n_wg: Math.ceil(grid / wg_size), next_wg: 0,
+    };
+    this.stats.dispatches++;
+    return { cost: this.cp.cost.shader_instruction_ns };
+  }
+
+  /** BARRIER_AND: waits until each of its (up to five) dependency signals reads zero. */
+  private barrier(p: Uint32Array): step {
+    for (let i = 0; i < 5; i++) {
+      const sig = p[2 + 2 * i]! + p[3 + 2 * i]! * 2 ** 32;
+      if (!sig) continue;
+      if (!this.read(sig + AMD_SIGNAL_VALUE, this.tmp, CID_CPC, "read")) return { stall: true };
+      const dv = new DataView(this.tmp.buffer);
+      if (dv.getUint32(0, true) !== 0 || dv.getUint32(4, true) !== 0) return { cost: this.cp.cost.retry_interval_ns };
+    }
+    const sig = p[14]! + p[15]! * 2 ** 32;
+    if (sig && !this.signal_decrement(sig)) return { stall: true };
+    this.packet_done();
+    return { cost: this.cp.cost.shader_instruction_ns };
+  }
+
+  private dispatch_step(d: dispatch_state): step {
+    if (d.next_wg < d.n_wg) {
+      const s = new Float64Array(NUM_SREGS);
+      s[SREG_WORKGROUP_ID] = d.next_wg;
+      s[SREG_KERNARG] = d.kernarg;
+      s[SREG_GRID_SIZE] = d.grid;
+      s[SREG_WORKGROUP_SIZE] = d.wg_size;
+      this.wave = { pc: d.kernel_object, s, wg_id: d.next_wg, partial: 0 };
+      d.next_wg++;
+      this.stats.waves++;
+      return { cost: 0 };
+    }
+    if (d.signal && !this.signal_decrement(d.signal)) return { stall: true };
+    this.dispatch = null;
+    this.packet_done();
+    return { cost: this.cp.cost.shader_instruction_ns };
+  }
+
+  /** The packet is consumed: the read index moves and is reported to memory. */
+  private packet_done(): void {
+    this.rptr++;
+    const rep = this.reg(mmCP_HQD_PQ_RPTR_REPORT_ADDR) + this.reg(mmCP_HQD_PQ_RPTR_REPORT_ADDR_HI) * 2 ** 32;
+    if (rep) {
+      const dv = new DataView(this.tmp.buffer);
+      dv.setUint32(0, this.rptr % 2 ** 32, true);
+      dv.setUint32(4, Math.floor(this.rptr / 2 ** 32), true);
+      this.write(rep, this.tmp, CID_CPC);
+    }
+  }
+
+  /** Decrements the signal's 64-bit value; with an event mailbox, posts the event. */
+  private signal_decrement(sig: number): boolean {
+    const buf = new Uint8Array(24);
+    if (!this.read(sig + AMD_SIGNAL_VALUE, buf, CID_CPC, "write")) return false;
+    const dv = new DataView(buf.buffer);
+    const value = dv.getUint32(0, true) + dv.getInt32(4, true) * 2 ** 32 - 1;
+    dv.setUint32(0, ((value % 2 ** 32) + 2 ** 32) % 2 ** 32, true);
+    dv.setInt32(4, Math.floor(value / 2 ** 32), true);
+    if (!this.write(sig + AMD_SIGNAL_VALUE, buf.subarray(0, 8), CID_CPC)) return false;
+    const mailbox = dv.getUint32(8, true) + dv.getUint32(12, true) * 2 ** 32;
+    if (mailbox) {
+      const event_id = dv.getUint32(16, true);
+      const w = new Uint8Array(4);
+      new DataView(w.buffer).setUint32(0, event_id, true);
+      if (!this.write(mailbox, w, CID_CPC)) return false;
+      this.cp.ih.post({
+        client_id: SOC15_IH_CLIENTID_GRBM_CP, src_id: GFX_9_0__SRCID__CP_EOP_INTERRUPT,
+        ring_id: (this.queue << 4) | (1 << 2) | this.pipe, vmid: this.vmid, src_data: [event_id & 0x0fffffff],
+      });
+    }
+    return true;
+  }
+
+  // ---- waves ----------------------------------------------------------------------------------
+
+  private wave_step(w: wave_state): step {
+    const code = new Uint8Array(this.ins.buffer);
+    if (!this.read(w.pc, code, CID_SQC_INST, "exec")) return { stall: true };
+    const dw0 = this.ins[0]!;
+    const op = dw0 & 0xff;
+    const d = (dw0 >>> 8) & 0xf;
+    const a = (dw0 >>> 16) & 0xf;
+    const b = (dw0 >>> 24) & 0xf;
+    const imm = this.ins[2]! + this.ins[3]! * 2 ** 32;
+    const simm = this.ins[2]! | 0;
+    const s = w.s;
+    const c = this.cp.cost.shader_instruction_ns;
+    let next = w.pc + INSTR_BYTES;
+    let cost = c;
+    switch (op) {
+      case Op.S_ENDPGM:
+        this.wave = null;
+        this.stats.instructions++;
+        return { cost: c };
+      case Op.S_MOV_B64: s[d] = imm; break;
+      case Op.S_MOV: s[d] = s[a]!; break;
+      case Op.S_ADD: s[d] = s[a]! + s[b]!; break;
+      case Op.S_ADDI: s[d] = s[a]! + simm; break;
+      case Op.S_SUB: s[d] = s[a]! - s[b]!; break;
+      case Op.S_MUL: s[d] = s[a]! * s[b]!; break;
+      case Op.S_MULI: s[d] = s[a]! * simm; break;
+      case Op.GLOBAL_LOAD_DWORD:
+      case Op.GLOBAL_LOAD_DWORDX2: {
+        const n = op === Op.GLOBAL_LOAD_DWORD ? 4 : 8;
+        const t = this.tmp.subarray(0, n);
+        if (!this.read(s[a]! + simm, t, CID_TCP, "read")) return { stall: true };
+        const dv = new DataView(this.tmp.buffer);
+        s[d] = n === 4 ? dv.getUint32(0, true) : dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
+        break;
+      }
+      case Op.GLOBAL_STORE_DWORD:
+      case Op.GLOBAL_STORE_DWORDX2: {
+        const n = op === Op.GLOBAL_STORE_DWORD ? 4 : 8;
+        const dv = new DataView(this.tmp.buffer);
+        dv.setUint32(0, s[b]! % 2 ** 32, true);
+        dv.setUint32(4, Math.floor(s[b]! / 2 ** 32) % 2 ** 32, true);
+        if (!this.write(s[a]! + simm, this.tmp.subarray(0, n), CID_TCP)) return { stall: true };
+        break;
+      }
+      case Op.GLOBAL_ATOMIC_ADD: {
+        const va = s[a]! + simm;
+        const t = this.xlate(va, "write", CID_TCP, true);
+        if (!t) return { stall: true };
+        const old = this.cp.mem.read32(t.phys);
+        this.cp.mem.write32(t.phys, (old + s[b]!) % 2 ** 32);
+        s[d] = old;
+        break;
+      }
+      case Op.BUFFER_COPY:
+      case Op.BUFFER_FILL: {
+        const r = op === Op.BUFFER_COPY ? this.bulk_copy(w, s[d]!, s[a]!, s[b]!) : this.bulk_fill(w, s[d]!, s[a]!, s[b]!);
+        if (r < 0) return { stall: true };
+        cost += r;
+        break;
+      }
+      case Op.S_BRANCH: next += simm * INSTR_BYTES; break;
+      case Op.S_CBRANCH_LT: if (s[a]! < s[b]!) next += simm * INSTR_BYTES; break;
+      case Op.S_CBRANCH_EQ: if (s[a]! === s[b]!) next += simm * INSTR_BYTES; break;
+      case Op.S_CBRANCH_NE: if (s[a]! !== s[b]!) next += simm * INSTR_BYTES; break;
+      case Op.S_SLEEP: cost += imm; break;
+      default:
+        return this.illegal(w, op, `${op_name(op)}`);
+    }
+    if (WRITES_D.has(op) && !(Number.isSafeInteger(s[d]) && s[d]! >= 0)) return this.illegal(w, op, `result out of range in s${d}`);
+    w.pc = next;
+    w.partial = 0;
+    this.stats.instructions++;
+    return { cost };
+  }
+
+  /** Copies `len` bytes page span by page span; returns the cost or -1 on a stall (progress kept). */
+  private bulk_copy(w: wave_state, dst: number, src: number, len: number): number {
+    let cost = 0;
+    while (w.partial < len) {
+      const st = this.xlate(src + w.partial, "read", CID_TCP);
+      if (!st) return -1;
+      const dt = this.xlate(dst + w.partial, "write", CID_TCP);
+      if (!dt) return -1;
+      const n = Math.min(len - w.partial, st.span, dt.span);
+      this.cp.mem.copy(dt.phys, st.phys, n);
+      cost += this.bytes_cost(st.phys, n) + this.bytes_cost(dt.phys, n);
+      w.partial += n;
+    }
+    return cost;
+  }
+
+  private bulk_fill(w: wave_state, dst: number, value: number, len: number): number {
+    let cost = 0;
+    while (w.partial < len) {
+      const dt = this.xlate(dst + w.partial, "write", CID_TCP);
+      if (!dt) return -1;
+      const n = Math.min(len - w.partial, dt.span);
+      this.cp.mem.fill32(dt.phys, value % 2 ** 32, n);
+      cost += this.bytes_cost(dt.phys, n);
+      w.partial += n;
+    }
+    return cost;
+  }
+
+  private bytes_cost(p: GpuPhys, n: number): number {
+    return n / (p.sys ? this.cp.cost.pcie_bytes_per_ns : this.cp.cost.vram_bytes_per_ns);
+  }
+
+  private illegal(w: wave_state, op: number, what: string): step {
+    this.cp.ih.post({
+      client_id: SOC15_IH_CLIENTID_SE0SH, src_id: GFX_9_0__SRCID__SQ_INTERRUPT_ID, vmid: this.vmid,
+      ring_id: (this.queue << 4) | (1 << 2) | this.pipe, src_data: [w.pc % 2 ** 32, Math.floor(w.pc / 2 ** 32), op, 0],
+    });
+    return { error: `wave ${w.wg_id} at pc 0x${w.pc.toString(16)}: ${what}` };
+  }
+
+  private fail(why: string): void {
+    this.error = why;
+    this.wave = null;
+    this.dispatch = null;
+    this.running = false;
+  }
+
+  // ---- memory through UTCL2 ------------------------------------------------------------------
+
+  /** Translates one access; null means the queue stalls on a retry fault. */
+  private xlate(va: number, access: GpuAccess, cid: number, atomic = false): { phys: GpuPhys; span: number } | null {
+    const can_retry = !this.force_noretry && this.cp.retry_allowed(this.vmid);
+    const r = this.cp.gfxhub.translate({ vmid: this.vmid, va, access, cid, can_retry, atomic });
+    if (r.kind === "retry") {
+      const now = this.cp.k.ktime_get();
+      if (this.stalled_since < 0) {
+        this.stalled_since = now;
+        this.stats.retry_stalls++;
+      } else if (now - this.stalled_since >= this.cp.cost.retry_timeout_ns) {
+        this.force_noretry = true;
+      }
+      return null;
+    }
+    this.stalled_since = -1;
+    this.force_noretry = false;
+    return r;
+  }
+
+  /** Reads `dst.length` bytes; false on a stall (nothing read). */
+  private read(va: number, dst: Uint8Array, cid: number, access: GpuAccess): boolean {
+    const spans: Array<{ phys: GpuPhys; n: number }> = [];
+    for (let done = 0; done < dst.length;) {
+      const t = this.xlate(va + done, access, cid);
+      if (!t) return false;
+      const n = Math.min(dst.length - done, t.span);
+      spans.push({ phys: t.phys, n });
+      done += n;
+    }
+    let off = 0;
+    for (const sp of spans) {
+      this.cp.mem.read(sp.phys, dst, off, sp.n);
+      off += sp.n;
+    }
+    return true;
+  }
+
+  private write(va: number, src: Uint8Array, cid: number): boolean {
+    const spans: Array<{ phys: GpuPhys; n: number }> = [];
+    for (let done = 0; done < src.length;) {
+      const t = this.xlate(va + done, "write", cid);
+      if (!t) return false;
+      const n = Math.min(src.length - done, t.span);
+      spans.push({ phys: t.phys, n });
+      done += n;
+    }
+    let off = 0;
+    for (const sp of spans) {
+      this.cp.mem.write(sp.phys, src, off, sp.n);
+      off += sp.n;
+    }
+    return true;
+  }
+}
+
+export class CpBlock {
+  readonly hqds: Hqd[] = [];
+  private mec_cntl = 0;
+  private readonly sh_mem_config = new Uint32Array(16);
+  private readonly sh_mem_bases = new Uint32Array(16);
+
+  constructor(
+    readonly k: Kernel,
+    readonly cost: GpuCostModel,
+    readonly gfxhub: VmHub,
+    readonly mem: GpuMemBus,
+    readonly ih: IhBlock,
+  ) {
+    // MEC1 starts halted until the driver's compute init releases it.
+    this.mec_cntl = 1 << CP_MEC_CNTL__MEC_ME1_HALT[0];
+    for (let p = 0; p < MEC_NUM_PIPES; p++) for (let q = 0; q < MEC_QUEUES_PER_PIPE; q++) this.hqds.push(new Hqd(p, q, this));
+    gfxhub.on_invalidate((mask) => {
+      for (const h of this.hqds) if (mask & (1 << h.vmid)) h.replay_now();
+    });
+  }
+
+  halted(): boolean {
+    return REG_GET_FIELD(this.mec_cntl, CP_MEC_CNTL__MEC_ME1_HALT) === 1;
+  }
+
+  /** Shader accesses retry only if the context retries and the VMID's SH_MEM_CONFIG allows it. */
+  retry_allowed(vmid: number): boolean {
+    return !REG_GET_FIELD(this.sh_mem_config[vmid]!, SH_MEM_CONFIG__RETRY_DISABLE) && this.gfxhub.context_retries(vmid);
+  }
+
+  hqd(sel: GrbmSelect): Hqd | null {
+    if (sel.me !== 1 || sel.pipe >= MEC_NUM_PIPES || sel.queue >= MEC_QUEUES_PER_PIPE) return null;
+    return this.hqds[sel.pipe * MEC_QUEUES_PER_PIPE + sel.queue]!;
+  }
+
+  reg_read(reg: number, sel: GrbmSelect): number {
+    if (reg === mmCP_MEC_CNTL) return this.mec_cntl;
+    if (reg === mmSH_MEM_CONFIG) return this.sh_mem_config[sel.vmid]!;
+    if (reg === mmSH_MEM_BASES) return this.sh_mem_bases[sel.vmid]!;
+    if (reg >= HQD_REG_BASE && reg < HQD_REG_BASE + HQD_REGS) return this.hqd(sel)?.read_reg(reg) ?? 0;
+    return 0;
+  }
+
+  reg_write(reg: number, value: number, sel: GrbmSelect): void {
+    if (reg === mmCP_MEC_CNTL) {
+      const was = this.halted();
+      this.mec_cntl = value;
+      if (was && !this.halted()) for (const h of this.hqds) if (h.active) h.kick(0);
+      return;
+    }
+    if (reg === mmSH_MEM_CONFIG) this.sh_mem_config[sel.vmid] = value;
+    else if (reg === mmSH_MEM_BASES) this.sh_mem_bases[sel.vmid] = value;
+    else if (reg >= HQD_REG_BASE && reg < HQD_REG_BASE + HQD_REGS) this.hqd(sel)?.write_reg(reg, value);
+  }
+
+  doorbell(index: number, lo: number, hi: number): boolean {
+    for (const h of this.hqds) {
+      if (h.active && h.doorbell_index === index) {
+        h.doorbell(lo, hi);
+        return true;
+      }
+    }
+    return false;
+  }
+}

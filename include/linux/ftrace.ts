@@ -1,0 +1,70 @@
+// Mirrors include/linux/ftrace.h (Linux 6.8), the function-graph side: where the kernel's
+// compiler puts an fentry call at the start of every function and ftrace patches it to record
+// entry and return, kemu's kernel functions open a scope on their first line,
+//
+//   using _ = ftrace(k, "handle_mm_fault");
+//
+// which records the entry and, when the function returns (an async one: when it completes;
+// also when it throws), the exit — on the shadow stack of the context that called it. While no
+// machine runs function_graph this costs one comparison. Methods of classes owned elsewhere
+// are patched the same way with ftrace_patch_methods (the analogue of patching fentry sites).
+
+import type { Kernel } from "../../kernel/kernel.ts";
+import { ftrace_graph_key, tracing_of } from "../../kernel/trace/trace.ts";
+
+const NOP: Disposable = { [Symbol.dispose]() {} };
+
+/** The entry of traced function `func` in machine `k`; disposing the scope is its return. */
+export function ftrace(k: Kernel, func: string): Disposable {
+  if (ftrace_graph_key.count === 0) return NOP;
+  return tracing_of(k)?.graph_scope(func) ?? NOP;
+}
+
+/** Runs `fn` as traced function `func` (sync or async), for call sites that wrap a callback. */
+export function ftrace_call<R>(k: Kernel | null | undefined, func: string, fn: () => R): R {
+  if (ftrace_graph_key.count === 0 || !k) return fn();
+  const tr = tracing_of(k);
+  return tr ? tr.trace_fn(func, fn) : fn();
+}
+
+/** Where a patched method was defined, for tools that link a function to its source. */
+export interface ftrace_site {
+  func: string;
+  /** Repository-relative path of the kemu file. */
+  file: string;
+}
+
+const patched_sites: ftrace_site[] = [];
+
+/** Functions instrumented by ftrace_patch_methods, in patch order. */
+export function ftrace_patched_sites(): readonly ftrace_site[] {
+  return patched_sites;
+}
+
+type method_host = Record<string, unknown>;
+
+/**
+ * Patches methods of `cls` so each call is a traced function named like the method (the
+ * kernel function it mirrors). `kernel_of` finds the machine from the instance. Sync methods
+ * stay sync. Patching twice is a no-op.
+ */
+export function ftrace_patch_methods(
+  cls: { prototype: object },
+  file: string,
+  names: readonly string[],
+  kernel_of: (self: never) => Kernel | null | undefined,
+): void {
+  const proto = cls.prototype as method_host;
+  for (const name of names) {
+    const orig = proto[name];
+    if (typeof orig !== "function" || (orig as { __ftrace?: boolean }).__ftrace) continue;
+    const fn = orig as (...args: unknown[]) => unknown;
+    const wrapped = function (this: never, ...args: unknown[]): unknown {
+      return ftrace_call(kernel_of(this), name, () => fn.apply(this, args));
+    };
+    Object.defineProperty(wrapped, "__ftrace", { value: true });
+    Object.defineProperty(wrapped, "name", { value: name });
+    proto[name] = wrapped;
+    patched_sites.push({ func: name, file });
+  }
+}

@@ -1,0 +1,18 @@
+// Mirrors include/trace/events/migrate.h (Linux 6.8): the migration-entry tracepoints
+// set_migration_pte (a mapping became a migration entry) and remove_migration_pte (a migration
+// entry became a mapping of the destination again). Fields as TP_STRUCT__entry: addr, pte
+// (the new entry's value) and order (0: kemu migrates base pages only).
+
+import { TRACE_EVENT } from "../../linux/tracepoint.ts";
+
+interface migration_pte_args {
+  [k: string]: unknown;
+  addr: number;
+  pte: string;
+  order: number;
+}
+
+const fmt = (a: migration_pte_args) => `addr=${a.addr.toString(16)}, pte=${a.pte.replace(/^0x0*/, "") || "0"} order=${a.order}`;
+
+export const trace_set_migration_pte = TRACE_EVENT<migration_pte_args>("migrate", "set_migration_pte", fmt);
+export const trace_remove_migration_pte = TRACE_EVENT<migration_pte_args>("migrate", "remove_migration_pte", fmt);
