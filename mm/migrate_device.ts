@@ -35,8 +35,7 @@ import { flush_tlb_range } from "../arch/x86/mm/tlb.ts";
 import { pfn_to_page } from "./sparse.ts";
 import { vm_normal_page, inc_mm_counter } from "./memory.ts";
 import {
-  anon_vma_prepare, page_add_new_anon_rmap, page_remove_rmap, DEFINE_PAGE_VMA_WALK, page_vma_mapped_walk_next,
-  vma_address,
+  anon_vma_prepare, page_add_new_anon_rmap, page_remove_rmap, try_to_migrate,
 } from "./rmap.ts";
 import { trylock_page, unlock_page } from "./filemap.ts";
 import { lru_add_drain, lru_cache_add } from "./swap.ts";
@@ -44,8 +43,8 @@ import {
   remove_migration_ptes, migrate_folio_extra, MIGRATEPAGE_SUCCESS, folio_isolate_lru, folio_putback_lru,
 } from "./migrate.ts";
 import {
-  mmu_notifier_range, mmu_notifier_range_init, mmu_notifier_range_init_owner, mmu_notifier_invalidate_range_start,
-  mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_only_end, MMU_NOTIFY_MIGRATE, MMU_NOTIFY_CLEAR,
+  mmu_notifier_range, mmu_notifier_range_init_owner, mmu_notifier_invalidate_range_start,
+  mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_only_end, MMU_NOTIFY_MIGRATE,
 } from "./mmu_notifier.ts";
 import type { Kernel } from "../kernel/kernel.ts";
 import { ftrace } from "../include/linux/ftrace.ts";
@@ -280,54 +279,6 @@ function migrate_vma_check_page(p: page, fault_page: page | null): boolean {
   if (is_zone_device_page(p)) extra++;
   if (page_mapping(p)) extra += 1;
   return page_count(p) - extra <= page_mapcount(p);
-}
-
-/** try_to_migrate_one(): replace one mapping of `p` in `vma` by a migration entry. */
-async function try_to_migrate_one(p: page, vma: vm_area_struct, address: number): Promise<boolean> {
-  const mm = vma.vm_mm;
-  using _ = ftrace(mm.k, "try_to_migrate_one");
-  const range = new mmu_notifier_range();
-  mmu_notifier_range_init(range, MMU_NOTIFY_CLEAR, 0, mm, address, address + PAGE_SIZE);
-  await mmu_notifier_invalidate_range_start(range);
-  const pvmw = DEFINE_PAGE_VMA_WALK(p, vma, address, 0);
-  while (page_vma_mapped_walk_next(pvmw)) {
-    const anon_exclusive = PageAnon(p) && PageAnonExclusive(p);
-    const pteval = ptep_clear_flush(vma, pvmw.address, pvmw.pte!);
-    if (pte_present(pteval) && pte_dirty(pteval)) SetPageDirty(p);
-    let entry: swp_entry_t;
-    if (anon_exclusive) ClearPageAnonExclusive(p);
-    const writable = is_device_private_page(p)
-      ? is_writable_device_private_entry(pte_to_swp_entry(pteval))
-      : pte_write(pteval);
-    if (writable) entry = make_writable_migration_entry(p.pfn);
-    else if (anon_exclusive) entry = make_readable_exclusive_migration_entry(p.pfn);
-    else entry = make_readable_migration_entry(p.pfn);
-    if (pte_present(pteval)) {
-      if (pte_young(pteval)) entry = make_migration_entry_young(entry);
-      if (pte_dirty(pteval)) entry = make_migration_entry_dirty(entry);
-    }
-    set_pte_at(mm, pvmw.address, pvmw.pte!, swp_entry_to_pte(entry));
-    if (trace_set_migration_pte.enabled) {
-      trace_set_migration_pte.trace(mm.k, { addr: pvmw.address, pte: pte_val_hex(swp_entry_to_pte(entry)), order: 0 });
-    }
-    page_remove_rmap(p, vma, false);
-    put_page(p);
-  }
-  await mmu_notifier_invalidate_range_end(range);
-  return true;
-}
-
-/** try_to_migrate(): every remaining mapping of the (locked) page becomes a migration entry. */
-async function try_to_migrate(p: page): Promise<void> {
-  using _ = ftrace(page_pgdat(p).k, "try_to_migrate");
-  if (is_zone_device_page(p) && !is_device_private_page(p) && !is_device_coherent_page(p)) return;
-  const m = p.mapping;
-  if (!m || m.kind !== "anon") return;
-  for (const vma of [...(m.root ?? m).rb_root]) {
-    if (!page_mapped(p)) break;
-    const addr = vma_address(p, vma);
-    if (addr >= 0) await try_to_migrate_one(p, vma, addr);
-  }
 }
 
 /**

@@ -17,6 +17,27 @@ import { ptep_get, pte_present, pte_pfn } from "../arch/x86/include/asm/pgtable.
 import { is_swap_pte, pte_to_swp_entry, is_migration_entry, is_device_exclusive_entry, is_device_private_entry, swp_offset_pfn } from "../include/linux/swapops.ts";
 import { mm_find_pmd, pte_offset_map_lock, pte_unmap_unlock } from "./pgtable-generic.ts";
 import type { spinlock_t } from "../kernel/locking/spinlock.ts";
+import { EOPNOTSUPP, EFAULT as EFAULT_ } from "../include/uapi/asm-generic/errno.ts";
+import { PAGE_ALIGN_DOWN, put_page, page_mapped, FOLL_GET, FOLL_WRITE } from "../include/linux/mm.ts";
+import { is_zone_device_page } from "../include/linux/mmzone.ts";
+import { is_device_private_page, is_device_coherent_page } from "../include/linux/memremap.ts";
+import { SetPageDirty } from "../include/linux/page-flags.ts";
+import { pte_write, pte_dirty, pte_young, pte_soft_dirty, set_pte_at } from "../arch/x86/include/asm/pgtable.ts";
+import { pte_swp_mksoft_dirty } from "../arch/x86/include/asm/pgtable_64.ts";
+import {
+  swp_entry_to_pte, is_writable_device_private_entry, make_writable_migration_entry,
+  make_readable_exclusive_migration_entry, make_readable_migration_entry, make_migration_entry_young,
+  make_migration_entry_dirty, make_writable_device_exclusive_entry, type swp_entry_t,
+} from "../include/linux/swapops.ts";
+import { follow_pte, ptep_clear_flush } from "./pgtable-generic.ts";
+import { mmap_assert_locked } from "../include/linux/mmap_lock.ts";
+import {
+  mmu_notifier_range, mmu_notifier_range_init, mmu_notifier_range_init_owner, mmu_notifier_invalidate_range_start,
+  mmu_notifier_invalidate_range_end, MMU_NOTIFY_CLEAR, MMU_NOTIFY_EXCLUSIVE,
+} from "./mmu_notifier.ts";
+import { get_user_pages_remote } from "./gup.ts";
+import { lock_page_killable, unlock_page } from "./filemap.ts";
+import { vma_lookup } from "./mmap.ts";
 
 /** RMAP_EXCLUSIVE: the page is exclusive to this process (page_add_anon_rmap flags). */
 export const RMAP_NONE = 0;
@@ -133,7 +154,7 @@ export interface rmap_walk_control {
 }
 
 /** The VMAs that may map `p`: its anon family, or the file mapping's i_mmap. */
-function candidate_vmas(p: page): vm_area_struct[] {
+export function candidate_vmas(p: page): vm_area_struct[] {
   const m = p.mapping;
   if (!m) return [];
   if (m.kind === "anon") return [...anon_root(m).rb_root];
@@ -224,4 +245,115 @@ export function page_vma_mapped_walk_next(pvmw: page_vma_mapped_walk): boolean {
   if (check_pte(pvmw)) return true;
   page_vma_mapped_walk_done(pvmw);
   return false;
+}
+
+// ---- device bits: try_to_migrate, make_device_exclusive ---------------------------------------
+
+/** The migration entry that replaces one mapping of `p`, keeping the old PTE's A/D bits. */
+function migration_entry_for(p: page, pteval: ReturnType<typeof ptep_get>, anon_exclusive: boolean): swp_entry_t {
+  const writable = is_device_private_page(p)
+    ? is_writable_device_private_entry(pte_to_swp_entry(pteval))
+    : pte_write(pteval);
+  let entry: swp_entry_t;
+  if (writable) entry = make_writable_migration_entry(p.pfn);
+  else if (anon_exclusive) entry = make_readable_exclusive_migration_entry(p.pfn);
+  else entry = make_readable_migration_entry(p.pfn);
+  if (pte_present(pteval)) {
+    if (pte_young(pteval)) entry = make_migration_entry_young(entry);
+    if (pte_dirty(pteval)) entry = make_migration_entry_dirty(entry);
+  }
+  return entry;
+}
+
+/**
+ * try_to_migrate_one(): replace the mapping of `p` in `vma` by a migration entry, inside an
+ * MMU_NOTIFY_CLEAR window (no owner), dropping the mapping's rmap and reference.
+ */
+async function try_to_migrate_one(p: page, vma: vm_area_struct, address: number): Promise<boolean> {
+  const mm = vma.vm_mm;
+  const range = new mmu_notifier_range();
+  mmu_notifier_range_init(range, MMU_NOTIFY_CLEAR, 0, mm, address, address + PAGE_SIZE);
+  await mmu_notifier_invalidate_range_start(range);
+  const pvmw = DEFINE_PAGE_VMA_WALK(p, vma, address, 0);
+  while (page_vma_mapped_walk_next(pvmw)) {
+    const anon_exclusive = PageAnon(p) && PageAnonExclusive(p);
+    const pteval = ptep_clear_flush(vma, pvmw.address, pvmw.pte!);
+    if (pte_present(pteval) && pte_dirty(pteval)) SetPageDirty(p);
+    // folio_try_share_anon_rmap_pte(): kemu has no GUP pins, so sharing never fails.
+    if (anon_exclusive) ClearPageAnonExclusive(p);
+    set_pte_at(mm, pvmw.address, pvmw.pte!, swp_entry_to_pte(migration_entry_for(p, pteval, anon_exclusive)));
+    page_remove_rmap(p, vma, false);
+    put_page(p);
+  }
+  await mmu_notifier_invalidate_range_end(range);
+  return true;
+}
+
+/** try_to_migrate(): every remaining mapping of the locked page becomes a migration entry. */
+export async function try_to_migrate(p: page, _flags = 0): Promise<void> {
+  if (is_zone_device_page(p) && !is_device_private_page(p) && !is_device_coherent_page(p)) return;
+  // rmap_walk() with a sleeping rmap_one: the notifier window may block.
+  for (const vma of candidate_vmas(p)) {
+    if (!page_mapped(p)) break;
+    const addr = vma_address(p, vma);
+    if (addr >= 0) await try_to_migrate_one(p, vma, addr);
+  }
+}
+
+/**
+ * make_device_exclusive() (6.15 form): fault the page in writable, lock it, and replace its PTE
+ * with a device-exclusive entry inside an MMU_NOTIFY_EXCLUSIVE window, so a device may do
+ * atomics until the CPU touches it again. Returns the locked, referenced page or -errno.
+ * The entry keeps the mapping's reference (its rmap is dropped, as in ≤6.14).
+ */
+export async function make_device_exclusive(mm: mm_struct, addr: number, owner: unknown): Promise<page | number> {
+  mmap_assert_locked(mm);
+  addr = PAGE_ALIGN_DOWN(addr);
+  const range = new mmu_notifier_range();
+  mmu_notifier_range_init_owner(range, MMU_NOTIFY_EXCLUSIVE, 0, mm, addr, addr + PAGE_SIZE, owner);
+  for (;;) {
+    const pages: page[] = [];
+    const got = await get_user_pages_remote(mm, addr, 1, FOLL_GET | FOLL_WRITE, pages);
+    if (got < 0) return got;
+    if (got === 0) return -EFAULT_;
+    const p = pages[0]!;
+    if (!PageAnon(p)) {
+      put_page(p);
+      return -EOPNOTSUPP;
+    }
+    const ret = await lock_page_killable(p);
+    if (ret) {
+      put_page(p);
+      return ret;
+    }
+    await mmu_notifier_invalidate_range_start(range);
+    if (exclusive_one(mm, addr, p)) {
+      await mmu_notifier_invalidate_range_end(range);
+      return p;
+    }
+    // The PTE changed under us (migrated, write-protected): start over.
+    await mmu_notifier_invalidate_range_end(range);
+    unlock_page(p);
+    put_page(p);
+  }
+}
+
+/** Swaps a present writable PTE mapping `p` for a device-exclusive entry; false if it changed. */
+function exclusive_one(mm: mm_struct, addr: number, p: page): boolean {
+  const vma = vma_lookup(mm, addr);
+  const l = follow_pte(mm, addr);
+  if (!vma || !l) return false;
+  try {
+    const cur = ptep_get(mm.k, l.pte);
+    if (!pte_present(cur) || pte_pfn(cur) !== p.pfn || !pte_write(cur)) return false;
+    const pte = ptep_clear_flush(vma, addr, l.pte);
+    if (pte_dirty(pte)) SetPageDirty(p);
+    let swp = swp_entry_to_pte(make_writable_device_exclusive_entry(p.pfn));
+    if (pte_soft_dirty(pte)) swp = pte_swp_mksoft_dirty(swp);
+    set_pte_at(mm, addr, l.pte, swp);
+    page_remove_rmap(p, vma, false);
+    return true;
+  } finally {
+    pte_unmap_unlock(l.pte, l.ptl);
+  }
 }
