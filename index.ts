@@ -21,3 +21,5 @@ export {
 } from "./include/uapi/struct_layout.ts";
 export type { struct_layout, field_type, value_of } from "./include/uapi/struct_layout.ts";
 export { SEEK_SET, SEEK_CUR, SEEK_END } from "./include/linux/fs.ts";
+// The dmirror (lib/test_hmm) ABI: HMM_DMIRROR_* requests, snapshot bytes, struct hmm_dmirror_cmd.
+export * from "./include/uapi/linux/test_hmm_uapi.ts";

@@ -14,6 +14,7 @@ import type { MachineSpec } from "../kernel/machine_spec.ts";
 import type { PhysMem } from "./physmem.ts";
 import type { IrqCore } from "../kernel/irq/manage.ts";
 import { AmdGpuDevice } from "./amdgpu/device.ts";
+import { AMD_IOMMU_DEVFN, AmdIommuHw, default_efr, efr_words } from "./amd_iommu/iommu.ts";
 
 // ---- configuration space layout (include/uapi/linux/pci_regs.h) -----------------------------
 
@@ -180,8 +181,16 @@ export class PciHostBridge {
     this.ram_size = spec.ram_size ?? 0;
     const TiB = 2 ** 40;
     this.window = { start: Math.max(TiB, Math.ceil(this.ram_size / TiB) * TiB), size: TiB };
+    // The AMD IOMMU is function 00:00.2 of the host bridge (hw/amd_iommu/iommu.ts).
+    const iommu = spec.iommu ? new AmdIommuHw(k, ram, { pci_seg: 0, devid: AMD_IOMMU_DEVFN, ...efr_words(default_efr()) }) : null;
+    if (iommu) this.plug(AMD_IOMMU_DEVFN, iommu);
     // Discrete GPUs sit behind root ports in real machines; kemu puts them on bus 0, device 3+.
-    (spec.gpus ?? []).forEach((g, i) => this.plug((3 + i) * 8, new AmdGpuDevice(k, g, i)));
+    (spec.gpus ?? []).forEach((g, i) => {
+      const gpu = new AmdGpuDevice(k, g, i);
+      this.plug((3 + i) * 8, gpu);
+      // An APU's ATC sends ATS and page requests to the IOMMU with the GPU's DeviceID (bus 0).
+      if (iommu) gpu.atc?.connect((3 + i) * 8, iommu);
+    });
   }
 
   /** Hot-plugs a function model at `devfn` (device << 3 | function) of bus 0. */

@@ -4,6 +4,8 @@
 // unmanaged domain, attach a group to it and later detach it (which re-attaches the default
 // domain). DMA-API mapping, IOVA allocation and domain page-table ops are not modelled.
 
+import "reflect-metadata";
+import { injectable } from "tsyringe";
 import { EBUSY, EINVAL, ENODEV } from "../include/uapi/asm-generic/errno.ts";
 import type { device } from "../drivers/base/core.ts";
 
@@ -45,7 +47,8 @@ export class iommu_group {
   ) {}
 }
 
-/** The machine's IOMMU core state: the registered driver and the groups it built. */
+/** The machine's IOMMU core state (a service): the registered driver and the groups it built. */
+@injectable()
 export class iommu_core {
   ops: iommu_ops | null = null;
   private readonly groups = new Map<device, iommu_group>();

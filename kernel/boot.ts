@@ -21,7 +21,7 @@ import { ResourceTree } from "./resource.ts";
 import { PageAlloc } from "../mm/page_alloc.ts";
 import { MemRemap } from "../mm/memremap.ts";
 import { Tracing } from "./trace/trace.ts";
-import { ModuleLoader } from "./module/main.ts";
+import { ModuleLoader, type ModuleDef } from "./module/main.ts";
 import { Vfs } from "../fs/namespace.ts";
 import { Sysfs } from "../fs/sysfs/mount.ts";
 import { Devtmpfs } from "../drivers/base/devtmpfs.ts";
@@ -36,6 +36,10 @@ import { Syscalls } from "../arch/x86/entry/syscall_64.ts";
 import { builtin_modules } from "./module/catalogue.ts";
 import { resolve_spec, type MachineSpec } from "./machine_spec.ts";
 import { Machine, type KernelService } from "./machine.ts";
+import { PciHostBridge } from "../hw/pci.ts";
+import { PciBus } from "../drivers/pci/probe.ts";
+import { iommu_core } from "../iommu/iommu.ts";
+import { AmdIommu } from "../iommu/amd/iommu.ts";
 import * as T from "./tokens.ts";
 
 type Ctor = new (...args: never[]) => unknown;
@@ -65,6 +69,11 @@ const SERVICES: Array<[InjectionToken<unknown>, Ctor]> = [
   [T.SYSFS, Sysfs],
   [T.DEVTMPFS, Devtmpfs],
   [T.DRIVER_CORE, DriverCore],
+  // subsys: the PCI bus (scanned at its initcall), then the IOMMU (pci_iommu_init runs after it).
+  [T.PCI_HOST, PciHostBridge],
+  [T.PCI, PciBus],
+  [T.IOMMU_CORE, iommu_core],
+  [T.AMD_IOMMU, AmdIommu],
   [T.CHRDEV, CharDevices],
   [T.MISC, MiscDevices],
   [T.SHMEM, Shmem],
@@ -98,6 +107,19 @@ function register_services(c: DependencyContainer, spec: MachineSpec, built: Bui
   }
 }
 
+/**
+ * The modules loaded at boot: the spec's, with the GPU driver first when the machine has GPUs
+ * (as udev would load it for their PCI ids) unless the command line blacklists it
+ * (modprobe.blacklist=amdgpu) or the spec lists it itself.
+ */
+function boot_modules(s: MachineSpec): Array<string | ModuleDef> {
+  const mods = [...(s.modules ?? [])];
+  const listed = mods.some((m) => (typeof m === "string" ? m : m.name) === "amdgpu");
+  const blacklisted = /(^|\s)modprobe\.blacklist=(\S*,)?amdgpu(,|\s|$)/.test(s.cmdline ?? "");
+  if ((s.gpus ?? []).length && !listed && !blacklisted) mods.unshift("amdgpu");
+  return mods;
+}
+
 /** start_kernel(): builds the machine's kernel and runs its initcalls and boot-time modules. */
 export async function boot(spec?: MachineSpec): Promise<Machine> {
   const s = resolve_spec(spec);
@@ -119,7 +141,7 @@ export async function boot(spec?: MachineSpec): Promise<Machine> {
     k.pr_info(`Command line: ${s.cmdline ?? ""}`.trimEnd());
     k.pr_info(`Memory: ${Math.floor(s.ram_size / 1024)}K available, seed ${s.seed}`);
     for (const svc of services) await svc.init?.();
-    for (const m of s.modules ?? []) {
+    for (const m of boot_modules(s)) {
       const ret = await loader.insmod(m);
       if (ret) k.pr_err(`kemu: failed to load module ${typeof m === "string" ? m : m.name}: ${ret}`);
     }

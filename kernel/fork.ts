@@ -20,6 +20,8 @@ import { get_file } from "../fs/file_table.ts";
 import type { file } from "../include/linux/fs.ts";
 import { PF_EXITING, PF_KTHREAD, type task_struct } from "./sched/core.ts";
 import { dup_fd, exit_files, files_struct } from "../fs/file.ts";
+import { ftrace } from "../include/linux/ftrace.ts";
+import { trace_task_newtask } from "../include/trace/events/task.ts";
 
 const resident_page_types = ["MM_FILEPAGES", "MM_ANONPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES"];
 
@@ -82,6 +84,7 @@ export function mmdrop(mm: mm_struct): void {
 
 /** mmput(): drop a user; the last one tears the address space down (exit_mmap) and mmdrops. */
 export async function mmput(mm: mm_struct): Promise<void> {
+  using _ = ftrace(mm.k, "mmput");
   mm.k.might_sleep("mmput");
   if (mm.k.WARN_ON(mm.mm_users <= 0, "mmput: mm_users underflow")) return;
   if (--mm.mm_users > 0) return;
@@ -94,6 +97,7 @@ export async function mmput(mm: mm_struct): Promise<void> {
  * back empty) and its page tables; the parent's TLB is flushed after write-protecting.
  */
 async function dup_mmap(mm: mm_struct, oldmm: mm_struct): Promise<number> {
+  using _ = ftrace(oldmm.k, "dup_mmap");
   if (await mmap_write_lock_killable(oldmm)) return -EINTR;
   await mmap_write_lock_nested(mm, 1); // SINGLE_DEPTH_NESTING
   let retval = 0;
@@ -133,6 +137,7 @@ async function dup_mmap(mm: mm_struct, oldmm: mm_struct): Promise<number> {
  * tearing down whatever was copied.
  */
 export async function dup_mm(oldmm: mm_struct): Promise<mm_struct | null> {
+  using _ = ftrace(oldmm.k, "dup_mm");
   const mm = mm_alloc(oldmm.k);
   if (!mm) return null;
   const err = await dup_mmap(mm, oldmm);
@@ -172,6 +177,7 @@ function copy_files(clone_flags: number, tsk: task_struct, parent: task_struct):
 async function copy_mm(clone_flags: number, tsk: task_struct, parent: task_struct): Promise<number> {
   const oldmm = parent.mm as mm_struct | null;
   if (!oldmm) return 0;
+  using _ = ftrace(oldmm.k, "copy_mm");
   if (clone_flags & CLONE_VM) {
     mmget(oldmm);
     tsk.mm = oldmm;
@@ -189,6 +195,7 @@ async function copy_mm(clone_flags: number, tsk: task_struct, parent: task_struc
  * runtime passes a process's main task when it adds a thread). Returns the task or -errno.
  */
 export async function copy_process(k: Kernel, parent: task_struct, clone_flags: number): Promise<task_struct | number> {
+  using _ = ftrace(k, "copy_process");
   if ((clone_flags & CLONE_THREAD) && !(clone_flags & CLONE_SIGHAND)) return -EINVAL;
   if ((clone_flags & CLONE_SIGHAND) && !(clone_flags & CLONE_VM)) return -EINVAL;
   if (parent.kind !== "user" || parent.flags & PF_EXITING) return -EINVAL;
@@ -202,11 +209,13 @@ export async function copy_process(k: Kernel, parent: task_struct, clone_flags: 
     k.sched.release_task(p);
     return err;
   }
+  trace_task_newtask.trace(k, { pid: p.pid, comm: p.comm, clone_flags, oom_score_adj: 0 });
   return p;
 }
 
 /** kernel_clone(): fork/clone from the current task; the child's pid or -errno. */
 export async function kernel_clone(k: Kernel, clone_flags: number): Promise<number> {
+  using _ = ftrace(k, "kernel_clone");
   const p = await copy_process(k, k.current, clone_flags);
   return typeof p === "number" ? p : p.pid;
 }

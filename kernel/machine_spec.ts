@@ -59,6 +59,20 @@ export const MINIMAL_MACHINE: Readonly<MachineSpec> = Object.freeze({
   seed: 0,
 });
 
+/**
+ * An IOMMUv2 APU (the legacy path of Linux ≤6.6): a Carrizo-class GPU whose process accesses
+ * go through its ATC and the AMD IOMMU with the process's PASID (ATS, PRI page requests, the
+ * PPR log), with the amd_iommu_v2 module loaded. GPU "VRAM" is the UMA carve-out.
+ */
+export const APU_MACHINE: Readonly<MachineSpec> = Object.freeze({
+  name: "apu",
+  ram_size: 8 * GiB,
+  gpus: [{ asic: "carrizo", vram_size: 512 * MiB, apu: true }],
+  iommu: true,
+  seed: 0,
+  modules: ["amd_iommu_v2"],
+});
+
 export function resolve_spec(spec?: MachineSpec): Required<Omit<MachineSpec, "overrides" | "modules" | "cmdline">> &
   Pick<MachineSpec, "overrides" | "modules" | "cmdline"> {
   const s = { ...DEFAULT_MACHINE, ...(spec ?? {}) };

@@ -49,7 +49,7 @@ import { alloc_page, alloc_page_vma, nr_free_pages, __free_page } from "../mm/pa
 import { lock_page, unlock_page } from "../mm/filemap.ts";
 import { vma_lookup } from "../mm/mmap.ts";
 import { vm_insert_page } from "../mm/memory.ts";
-// TEMP(hmm): import { make_device_exclusive } from "../mm/rmap.ts";
+import { make_device_exclusive } from "../mm/rmap.ts";
 import {
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migrate_device_finalize, migrate_device_pages,
@@ -80,7 +80,9 @@ import { layout_decode, layout_encode } from "../include/uapi/struct_layout.ts";
 
 export const DMIRROR_NDEVICES = 4;
 export const DEVMEM_CHUNK_SIZE = 256 * 1024 * 1024;
-const DEVMEM_CHUNKS_RESERVE = 16;
+/** sizeof(struct dmirror) and sizeof(struct dmirror_chunk) on x86-64, for slab accounting. */
+const SIZEOF_DMIRROR = 136;
+const SIZEOF_DMIRROR_CHUNK = 272;
 /** Pages handled per hmm_range_fault()/migrate_vma round (the kernel's on-stack pfns[64]). */
 const PFNS_PER_ROUND = 64;
 
@@ -159,7 +161,6 @@ class dmirror_device {
   readonly cdevice = new cdev();
   readonly device = new device();
   zone_device_type = 0;
-  devmem_capacity = 0;
   devmem_chunks: dmirror_chunk[] = [];
   readonly devmem_lock: mutex;
   /** Device pages handed out / given back (the kernel's debugging counters). */
@@ -259,7 +260,7 @@ export class hmm_dmirror implements KernelModule {
     const mdevice = this.dmirror_devices[MINOR(inode.i_rdev) - MINOR(this.dmirror_dev)];
     const mm = this.k.current.mm as mm_struct | null;
     if (!mdevice || !mm) return -EINVAL;
-    const dm = this.slab.kzalloc_obj(new dmirror(mdevice, this.k), 96, GFP_KERNEL);
+    const dm = this.slab.kzalloc_obj(new dmirror(mdevice, this.k), SIZEOF_DMIRROR, GFP_KERNEL);
     if (!dm) return -ENOMEM;
     const ret = await mmu_interval_notifier_insert(dm.notifier, mm, 0, ADDRESS_SPACE_LENGTH, this.dmirror_min_ops);
     if (ret) {
@@ -280,7 +281,10 @@ export class hmm_dmirror implements KernelModule {
 
   // ---- keeping the mirror coherent --------------------------------------------------------
 
-  /** dmirror_do_update(): drop the mirror entries of [start, end]; no references are held. */
+  /**
+   * dmirror_do_update(): drop the mirror entries of the range; no references are held. Like the
+   * kernel's xa_for_each_range(.., end >> PAGE_SHIFT), the page at `end` goes too (harmless).
+   */
   private dmirror_do_update(dm: dmirror, start: number, end: number): void {
     const first = pfn_of(start);
     const last = pfn_of(end);
@@ -449,7 +453,7 @@ export class hmm_dmirror implements KernelModule {
 
   /** dmirror_allocate_chunk(): one more 256 MiB pagemap; optionally hands out its first page. */
   private async dmirror_allocate_chunk(mdevice: dmirror_device, want_page: boolean): Promise<page | null | number> {
-    const devmem = this.slab.kzalloc_obj(new dmirror_chunk(), 128, GFP_KERNEL);
+    const devmem = this.slab.kzalloc_obj(new dmirror_chunk(), SIZEOF_DMIRROR_CHUNK, GFP_KERNEL);
     if (!devmem) return -ENOMEM;
     let res_claimed = false;
     switch (mdevice.zone_device_type) {
@@ -489,7 +493,6 @@ export class hmm_dmirror implements KernelModule {
       return ret;
     }
     devmem.mdevice = mdevice;
-    if (mdevice.devmem_chunks.length === mdevice.devmem_capacity) mdevice.devmem_capacity += DEVMEM_CHUNKS_RESERVE;
     mdevice.devmem_chunks.push(devmem);
     mutex_unlock(mdevice.devmem_lock);
 
@@ -524,7 +527,7 @@ export class hmm_dmirror implements KernelModule {
       rpage = alloc_page(this.k, GFP_HIGHUSER);
       if (!rpage) return null;
     }
-    let dpage: page | null = null;
+    let dpage: page;
     spin_lock(mdevice.lock);
     if (mdevice.free_pages) {
       dpage = mdevice.free_pages;
@@ -848,7 +851,7 @@ export class hmm_dmirror implements KernelModule {
     let ret = 0;
     await mmap_read_lock(mm);
     for (let addr = start; addr < end; addr += PAGE_SIZE) {
-      const p: page | number = -EBUSY; // TEMP(hmm): await make_device_exclusive(mm, addr, null);
+      const p = await make_device_exclusive(mm, addr, null);
       if (typeof p === "number") {
         ret = p;
         break;
@@ -913,7 +916,6 @@ export class hmm_dmirror implements KernelModule {
       this.slab.kfree(devmem);
     }
     mdevice.devmem_chunks = [];
-    mdevice.devmem_capacity = 0;
     mdevice.free_pages = null;
     mutex_unlock(mdevice.devmem_lock);
   }

@@ -214,7 +214,7 @@ async function hmm_vma_walk_pmd(pmdp: number, start: number, end: number, walk: 
   const hw = walk.private_ as hmm_vma_walk;
   const range = hw.range;
   const pmd = pmdp_get(walk.mm.k, pmdp);
-  if (pmd_none(pmd)) return hmm_vma_walk_hole(start, end, -1, walk);
+  if (pmd_none(pmd)) return await hmm_vma_walk_hole(start, end, -1, walk);
   if (!pmd_present(pmd) || pmd_trans_huge(pmd)) {
     // kemu maps no huge pages: a PMD that is neither a table nor none is a bug we report.
     if (hmm_range_need_fault(hw, index_of(range, start), (end - start) / PAGE_SIZE, 0)) return -EFAULT;
@@ -239,7 +239,7 @@ async function hmm_vma_walk_pmd(pmdp: number, start: number, end: number, walk: 
     case "done":
       return 0;
     case "fault":
-      return hmm_vma_fault(addr, end, outcome.required, walk);
+      return await hmm_vma_fault(addr, end, outcome.required, walk);
     case "migration":
       hw.last = addr;
       await migration_entry_wait(walk.mm, pmdp, addr);

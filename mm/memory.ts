@@ -59,6 +59,7 @@ import { mmap_read_unlock, mmap_read_lock_killable, mmap_read_trylock, mmap_writ
 import { find_vma, expand_stack_locked } from "./mmap.ts";
 import { NODE_DATA } from "../include/linux/mmzone.ts";
 import { EBUSY, EFAULT, EINVAL, ENOENT, ENOMEM } from "../include/uapi/asm-generic/errno.ts";
+import { ftrace } from "../include/linux/ftrace.ts";
 
 // ---- rss counters ------------------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ function should_zap_page(details: zap_details | null, p: page | null): boolean {
 
 /** zap_pte_range(): clear the PTEs of one table in [addr, end) (PT lock held). */
 function zap_pte_range(tlb: mmu_gather, vma: vm_area_struct, pmd: number, addr: number, end: number, details: zap_details | null): void {
+  using _ = ftrace(vma.vm_mm.k, "zap_pte_range");
   const mm = vma.vm_mm;
   const l = pte_offset_map_lock(mm, pmd, addr);
   if (!l) return;
@@ -201,6 +203,7 @@ function zap_nonpresent_pte(vma: vm_area_struct, ptep: number, ptent: pte_t, add
 
 /** unmap_page_range(): walk the tables of [addr, end) and zap the PTE tables found. */
 function unmap_page_range(tlb: mmu_gather, vma: vm_area_struct, addr: number, end: number, details: zap_details | null): void {
+  using _ = ftrace(vma.vm_mm.k, "unmap_page_range");
   const mm = vma.vm_mm;
   const k = mm.k;
   for (let a = addr; a < end; ) {
@@ -229,6 +232,7 @@ function unmap_page_range(tlb: mmu_gather, vma: vm_area_struct, addr: number, en
 
 /** unmap_single_vma(): zap the part of vma inside [start, end). */
 function unmap_single_vma(tlb: mmu_gather, vma: vm_area_struct, start_addr: number, end_addr: number, details: zap_details | null): void {
+  using _ = ftrace(vma.vm_mm.k, "unmap_single_vma");
   const start = Math.max(vma.vm_start, start_addr);
   const end = Math.min(vma.vm_end, end_addr);
   if (start >= end) return;
@@ -240,6 +244,7 @@ function unmap_single_vma(tlb: mmu_gather, vma: vm_area_struct, start_addr: numb
  * VMA's pages are zapped (munmap, exit). Pages are released by tlb_finish_mmu.
  */
 export async function unmap_vmas(tlb: mmu_gather, vmas: vm_area_struct[], start_addr: number, end_addr: number): Promise<void> {
+  using _ = ftrace(tlb.mm.k, "unmap_vmas");
   if (!vmas.length) return;
   const range = new mmu_notifier_range();
   mmu_notifier_range_init(range, MMU_NOTIFY_UNMAP, 0, tlb.mm, start_addr, end_addr);
@@ -253,6 +258,7 @@ export async function unmap_vmas(tlb: mmu_gather, vmas: vm_area_struct[], start_
  * MMU_NOTIFY_CLEAR window (madvise(MADV_DONTNEED), truncation).
  */
 export async function zap_page_range_single(vma: vm_area_struct, address: number, size: number, details: zap_details | null): Promise<void> {
+  using _ = ftrace(vma.vm_mm.k, "zap_page_range_single");
   const end = address + size;
   const mm = vma.vm_mm;
   lru_add_drain();
@@ -420,6 +426,7 @@ function copy_present_pte(dst_vma: vm_area_struct, src_vma: vm_area_struct, dst_
 
 /** copy_pte_range() for one PTE table; -ENOMEM or -EBUSY on failure. */
 function copy_pte_range(dst_vma: vm_area_struct, src_vma: vm_area_struct, dst_pmd: number, src_pmd: number, addr: number, end: number): number {
+  using _ = ftrace(src_vma.vm_mm.k, "copy_pte_range");
   const dst_mm = dst_vma.vm_mm;
   const src_mm = src_vma.vm_mm;
   if (pte_alloc(dst_mm, dst_pmd)) return -ENOMEM;
@@ -458,6 +465,7 @@ function vma_needs_copy(_dst: vm_area_struct, src: vm_area_struct): boolean {
  * write-protected inside an MMU_NOTIFY_PROTECTION_PAGE window on the parent.
  */
 export async function copy_page_range(dst_vma: vm_area_struct, src_vma: vm_area_struct): Promise<number> {
+  using _ = ftrace(src_vma.vm_mm.k, "copy_page_range");
   if (!vma_needs_copy(dst_vma, src_vma)) return 0;
   const src_mm = src_vma.vm_mm;
   const is_cow = is_cow_mapping(src_vma.vm_flags);
@@ -491,6 +499,7 @@ function vmf_pte_changed(vmf: vm_fault): boolean {
 
 /** do_anonymous_page(): the zero page for reads, a new zeroed page for writes. */
 async function do_anonymous_page(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "do_anonymous_page");
   const vma = vmf.vma;
   const mm = vma.vm_mm;
   if (vma.vm_flags & VM_SHARED) return VM_FAULT_SIGBUS;
@@ -531,6 +540,7 @@ async function do_anonymous_page(vmf: vm_fault): Promise<number> {
 
 /** __do_fault(): ->fault, then make sure the returned page is locked. */
 async function __do_fault(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "__do_fault");
   const ret = await vmf.vma.vm_ops!.fault!(vmf);
   if (ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY | VM_FAULT_DONE_COW)) return ret;
   const p = vmf.page!;
@@ -585,6 +595,7 @@ function finish_fault(vmf: vm_fault): number {
 }
 
 async function do_read_fault(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "do_read_fault");
   let ret = await __do_fault(vmf);
   if (ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) return ret;
   const p = vmf.page!;
@@ -595,6 +606,7 @@ async function do_read_fault(vmf: vm_fault): Promise<number> {
 }
 
 async function do_cow_fault(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "do_cow_fault");
   const vma = vmf.vma;
   if (anon_vma_prepare(vma)) return VM_FAULT_OOM;
   const cow = alloc_page_vma(GFP_HIGHUSER_MOVABLE, vma, vmf.address);
@@ -616,6 +628,7 @@ async function do_cow_fault(vmf: vm_fault): Promise<number> {
 }
 
 async function do_shared_fault(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "do_shared_fault");
   const vma = vmf.vma;
   let ret = await __do_fault(vmf);
   if (ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) return ret;
@@ -644,6 +657,7 @@ async function do_shared_fault(vmf: vm_fault): Promise<number> {
 
 /** do_fault(): file-backed (or driver) VMAs go through vm_ops->fault. */
 async function do_fault(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "do_fault");
   const vma = vmf.vma;
   const mm = vma.vm_mm;
   if (!vma.vm_ops!.fault) {
@@ -653,9 +667,9 @@ async function do_fault(vmf: vm_fault): Promise<number> {
     pte_unmap_unlock(l.pte, l.ptl);
     return ret;
   }
-  if (!(vmf.flags & FAULT_FLAG_WRITE)) return do_read_fault(vmf);
-  if (!(vma.vm_flags & VM_SHARED)) return do_cow_fault(vmf);
-  return do_shared_fault(vmf);
+  if (!(vmf.flags & FAULT_FLAG_WRITE)) return await do_read_fault(vmf);
+  if (!(vma.vm_flags & VM_SHARED)) return await do_cow_fault(vmf);
+  return await do_shared_fault(vmf);
 }
 
 function do_pte_missing(vmf: vm_fault): Promise<number> {
@@ -664,6 +678,7 @@ function do_pte_missing(vmf: vm_fault): Promise<number> {
 
 /** wp_page_reuse(): the page is ours alone: make the PTE writable in place (PT lock held). */
 function wp_page_reuse(vmf: vm_fault): void {
+  using _ = ftrace(vmf.vma.vm_mm.k, "wp_page_reuse");
   const vma = vmf.vma;
   const entry = maybe_mkwrite(pte_mkdirty(pte_mkyoung(vmf.orig_pte)), vma);
   ptep_set_access_flags(vma, vmf.address, vmf.pte, entry, true);
@@ -675,6 +690,7 @@ function wp_page_reuse(vmf: vm_fault): void {
  * MMU_NOTIFY_CLEAR window clear+flush the old PTE and install the new writable one.
  */
 async function wp_page_copy(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "wp_page_copy");
   const vma = vmf.vma;
   const mm = vma.vm_mm;
   const old = vmf.page;
@@ -730,6 +746,7 @@ function wp_can_reuse_anon_page(p: page, vma: vm_area_struct): boolean {
 
 /** do_wp_page(): write fault on a present read-only PTE (PT lock held on entry). */
 async function do_wp_page(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "do_wp_page");
   const vma = vmf.vma;
   const unshare = (vmf.flags & FAULT_FLAG_UNSHARE) !== 0;
   const p = vm_normal_page(vma, vmf.address, vmf.orig_pte);
@@ -758,7 +775,7 @@ async function do_wp_page(vmf: vm_fault): Promise<number> {
   }
   if (p) get_page(p);
   spin_unlock(vma.vm_mm.page_table_lock);
-  return wp_page_copy(vmf);
+  return await wp_page_copy(vmf);
 }
 
 /** fault_flag_allow_retry_first(). */
@@ -792,6 +809,7 @@ async function lock_page_or_retry(p: page, vmf: vm_fault): Promise<number> {
 
 /** remove_device_exclusive_entry(): a CPU touch ends a device's exclusive access. */
 async function remove_device_exclusive_entry(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "remove_device_exclusive_entry");
   const p = vmf.page!;
   const vma = vmf.vma;
   const mm = vma.vm_mm;
@@ -819,6 +837,7 @@ async function remove_device_exclusive_entry(vmf: vm_fault): Promise<number> {
  * (restore), device-private (6.1–6.14: get_page, migrate_to_ram without the page lock, put_page).
  */
 async function do_swap_page(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "do_swap_page");
   const vma = vmf.vma;
   const mm = vma.vm_mm;
   const entry = pte_to_swp_entry(vmf.orig_pte);
@@ -832,7 +851,7 @@ async function do_swap_page(vmf: vm_fault): Promise<number> {
   }
   if (is_device_exclusive_entry(entry)) {
     vmf.page = pfn_swap_entry_to_page(mm.k, entry);
-    return remove_device_exclusive_entry(vmf);
+    return await remove_device_exclusive_entry(vmf);
   }
   if (is_device_private_entry(entry)) {
     if (vmf.flags & FAULT_FLAG_VMA_LOCK) return VM_FAULT_RETRY;
@@ -858,6 +877,7 @@ async function do_swap_page(vmf: vm_fault): Promise<number> {
 
 /** handle_pte_fault(). */
 async function handle_pte_fault(vmf: vm_fault): Promise<number> {
+  using _ = ftrace(vmf.vma.vm_mm.k, "handle_pte_fault");
   const vma = vmf.vma;
   const mm = vma.vm_mm;
   if (pmd_none(pmdp_get(mm.k, vmf.pmd))) {
@@ -871,8 +891,8 @@ async function handle_pte_fault(vmf: vm_fault): Promise<number> {
     vmf.flags |= FAULT_FLAG_ORIG_PTE_VALID;
     if (pte_none(vmf.orig_pte)) vmf.pte = 0;
   }
-  if (!vmf.pte) return do_pte_missing(vmf);
-  if (!pte_present(vmf.orig_pte)) return do_swap_page(vmf);
+  if (!vmf.pte) return await do_pte_missing(vmf);
+  if (!pte_present(vmf.orig_pte)) return await do_swap_page(vmf);
   if (pte_protnone(vmf.orig_pte) && vma_is_accessible(vma)) {
     // NUMA hinting faults are not modelled: a PROT_NONE PTE in an accessible VMA is a bug.
     print_bad_pte(vma, vmf.address, vmf.orig_pte, null);
@@ -885,7 +905,7 @@ async function handle_pte_fault(vmf: vm_fault): Promise<number> {
     return 0;
   }
   if (vmf.flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) {
-    if (!pte_write(entry)) return do_wp_page(vmf);
+    if (!pte_write(entry)) return await do_wp_page(vmf);
     if (vmf.flags & FAULT_FLAG_WRITE) entry = pte_mkdirty(entry);
   }
   entry = pte_mkyoung(entry);
@@ -898,6 +918,7 @@ async function handle_pte_fault(vmf: vm_fault): Promise<number> {
 
 /** __handle_mm_fault(): allocate the upper levels, then the PTE-level handler. */
 async function __handle_mm_fault(vma: vm_area_struct, address: number, flags: number): Promise<number> {
+  using _ = ftrace(vma.vm_mm.k, "__handle_mm_fault");
   const mm = vma.vm_mm;
   const addr = Math.floor(address / PAGE_SIZE) * PAGE_SIZE;
   const p4d = p4d_alloc(mm, pgd_offset(mm, address), address);
@@ -909,7 +930,7 @@ async function __handle_mm_fault(vma: vm_area_struct, address: number, flags: nu
     vma, address: addr, real_address: address, flags, pgoff: linear_page_index(vma, addr), pmd, pte: 0,
     orig_pte: NONE_PTE, page: null, cow_page: null,
   };
-  return handle_pte_fault(vmf);
+  return await handle_pte_fault(vmf);
 }
 
 /** sanitize_fault_flags(). */
@@ -944,6 +965,7 @@ function mm_account_fault(mm: mm_struct, flags: number, ret: number): void {
  * VM_FAULT_RETRY (then the vma must not be used again).
  */
 export async function handle_mm_fault(vma: vm_area_struct, address: number, flags: number, _regs: unknown = null): Promise<number> {
+  using _ = ftrace(vma.vm_mm.k, "handle_mm_fault");
   const mm = vma.vm_mm;
   const f = { v: flags };
   let ret = sanitize_fault_flags(vma, f);
@@ -960,6 +982,7 @@ export async function handle_mm_fault(vma: vm_area_struct, address: number, flag
  * released) if there is none.
  */
 export async function lock_mm_and_find_vma(mm: mm_struct, addr: number): Promise<vm_area_struct | null> {
+  using _ = ftrace(mm.k, "lock_mm_and_find_vma");
   if (!mmap_read_trylock(mm) && (await mmap_read_lock_killable(mm))) return null;
   let vma = find_vma(mm, addr);
   if (vma && vma.vm_start <= addr) return vma;

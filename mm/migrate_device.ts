@@ -10,7 +10,7 @@ import {
   PAGE_SIZE, PAGE_ALIGN_DOWN, VM_HUGETLB, VM_SPECIAL, VM_WRITE, get_page, get_page_unless_zero, put_page,
   page_count, page_mapcount, page_mapped, page_mapping, vma_is_anonymous, is_zero_pfn, PageAnon,
 } from "../include/linux/mm.ts";
-import { is_zone_device_page, page_pgdat } from "../include/linux/mmzone.ts";
+import { is_zone_device_page } from "../include/linux/mmzone.ts";
 import { is_device_private_page, is_device_coherent_page } from "../include/linux/memremap.ts";
 import {
   PageAnonExclusive, ClearPageAnonExclusive, SetPageDirty, __SetPageUptodate,

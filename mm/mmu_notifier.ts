@@ -528,7 +528,7 @@ async function __mmu_notifier_invalidate_range_start(k: Kernel, range: mmu_notif
     const ret = await mn_itree_invalidate(k, subs, range);
     if (ret) return ret;
   }
-  if (subs.list.length) return mn_hlist_invalidate_range_start(k, subs, range);
+  if (subs.list.length) return await mn_hlist_invalidate_range_start(k, subs, range);
   return 0;
 }
 

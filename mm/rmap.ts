@@ -22,7 +22,7 @@ import { PAGE_ALIGN_DOWN, put_page, page_mapped, FOLL_GET, FOLL_WRITE } from "..
 import { is_zone_device_page } from "../include/linux/mmzone.ts";
 import { is_device_private_page, is_device_coherent_page } from "../include/linux/memremap.ts";
 import { SetPageDirty } from "../include/linux/page-flags.ts";
-import { pte_write, pte_dirty, pte_young, pte_soft_dirty, set_pte_at } from "../arch/x86/include/asm/pgtable.ts";
+import { pte_write, pte_dirty, pte_young, pte_soft_dirty, set_pte_at, pte_val_hex } from "../arch/x86/include/asm/pgtable.ts";
 import { pte_swp_mksoft_dirty } from "../arch/x86/include/asm/pgtable_64.ts";
 import {
   swp_entry_to_pte, is_writable_device_private_entry, make_writable_migration_entry,
@@ -38,6 +38,8 @@ import {
 import { get_user_pages_remote } from "./gup.ts";
 import { lock_page_killable, unlock_page } from "./filemap.ts";
 import { vma_lookup } from "./mmap.ts";
+import { ftrace } from "../include/linux/ftrace.ts";
+import { trace_set_migration_pte } from "../include/trace/events/migrate.ts";
 
 /** RMAP_EXCLUSIVE: the page is exclusive to this process (page_add_anon_rmap flags). */
 export const RMAP_NONE = 0;
@@ -271,6 +273,7 @@ function migration_entry_for(p: page, pteval: ReturnType<typeof ptep_get>, anon_
  */
 async function try_to_migrate_one(p: page, vma: vm_area_struct, address: number): Promise<boolean> {
   const mm = vma.vm_mm;
+  using _ = ftrace(mm.k, "try_to_migrate_one");
   const range = new mmu_notifier_range();
   mmu_notifier_range_init(range, MMU_NOTIFY_CLEAR, 0, mm, address, address + PAGE_SIZE);
   await mmu_notifier_invalidate_range_start(range);
@@ -281,7 +284,9 @@ async function try_to_migrate_one(p: page, vma: vm_area_struct, address: number)
     if (pte_present(pteval) && pte_dirty(pteval)) SetPageDirty(p);
     // folio_try_share_anon_rmap_pte(): kemu has no GUP pins, so sharing never fails.
     if (anon_exclusive) ClearPageAnonExclusive(p);
-    set_pte_at(mm, pvmw.address, pvmw.pte!, swp_entry_to_pte(migration_entry_for(p, pteval, anon_exclusive)));
+    const swp_pte = swp_entry_to_pte(migration_entry_for(p, pteval, anon_exclusive));
+    set_pte_at(mm, pvmw.address, pvmw.pte!, swp_pte);
+    if (trace_set_migration_pte.enabled) trace_set_migration_pte.trace(mm.k, { addr: pvmw.address, pte: pte_val_hex(swp_pte), order: 0 });
     page_remove_rmap(p, vma, false);
     put_page(p);
   }
@@ -291,6 +296,7 @@ async function try_to_migrate_one(p: page, vma: vm_area_struct, address: number)
 
 /** try_to_migrate(): every remaining mapping of the locked page becomes a migration entry. */
 export async function try_to_migrate(p: page, _flags = 0): Promise<void> {
+  using _ = ftrace(p.zone.zone_pgdat.k, "try_to_migrate");
   if (is_zone_device_page(p) && !is_device_private_page(p) && !is_device_coherent_page(p)) return;
   // rmap_walk() with a sleeping rmap_one: the notifier window may block.
   for (const vma of candidate_vmas(p)) {

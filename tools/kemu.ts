@@ -7,6 +7,9 @@
 //   kemu kunit parse [file]                pretty-print KTAP from a file or stdin
 //   kemu selftest run [suite]              run selftest programs ("dir/name" glob)
 //   kemu demo                              the guided demo
+//   kemu trace [scenario] [-o dir]         trace a scenario: ftrace text + Perfetto JSON (--list)
+//   kemu run <scenario.ts> [--seeds N]     run a scenario file; sweep seeds, group by behaviour
+//   kemu dmesg [scenario] [--follow]       the kernel log of a run, live with --follow
 //   --seed N (anywhere)                    seed of every machine booted
 
 import { readFileSync, writeFileSync } from "node:fs";
@@ -16,6 +19,7 @@ import { boot } from "../kernel/boot.ts";
 import type { MachineSpec } from "../kernel/machine_spec.ts";
 import type { Machine } from "../kernel/machine.ts";
 import { glob_match } from "../lib/glob.ts";
+import { named_machines, resolve_machine } from "./scenarios/machines.ts";
 import {
   kunit_filter_suites, kunit_list_tests, kunit_run_all_tests, type kunit_filtered_suite,
 } from "../lib/kunit/executor.ts";
@@ -25,6 +29,7 @@ import {
 } from "../lib/kunit/ktap.ts";
 import { ktapFailed, parseKtap } from "./testing/kunit/kunit_parser.ts";
 import { runMany } from "./testing/selftests/kselftest/runner.ts";
+import { register_scenario_commands } from "./scenarios/commands.ts";
 import type { KselftestProgram } from "./testing/selftests/kselftest_harness.ts";
 
 // ---- output and progress -----------------------------------------------------------------------
@@ -95,6 +100,17 @@ function readSpec(file: string | undefined, seed: number | undefined): MachineSp
     return null;
   }
   return seed === undefined ? spec : { ...(spec ?? {}), seed };
+}
+
+/** A named machine with --seed applied; null after reporting an unknown name. */
+function namedSpec(name: string, seed: number | undefined): MachineSpec | null {
+  try {
+    const spec = resolve_machine(name);
+    return seed === undefined ? spec : { ...spec, seed };
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e), 2);
+    return null;
+  }
 }
 
 // ---- kunit ---------------------------------------------------------------------------------------
@@ -210,9 +226,11 @@ function buildCli(): Command {
     .showHelpAfterError();
 
   program.command("boot")
-    .description("boot a machine (the default one, or a MachineSpec JSON file), print dmesg, shut down")
+    .description("boot a machine (the default one, a named one, or a MachineSpec JSON file), print dmesg, shut down")
     .option("--spec <file>", "machine description (JSON MachineSpec)")
-    .action(async (opts: { spec?: string }, cmd: Command) => bootAndShutdown(readSpec(opts.spec, globalSeed(cmd))));
+    .option("--machine <name>", `a named machine (${[...named_machines().keys()].join(", ")})`)
+    .action(async (opts: { spec?: string; machine?: string }, cmd: Command) => bootAndShutdown(
+      opts.machine !== undefined ? namedSpec(opts.machine, globalSeed(cmd)) : readSpec(opts.spec, globalSeed(cmd))));
 
   const kunit = program.command("kunit").description("KUnit suites (like tools/testing/kunit/kunit.py)");
   kunit.command("run")
@@ -243,6 +261,7 @@ function buildCli(): Command {
     .description("boot the default machine, print its dmesg and shut it down")
     .action(async (_opts: object, cmd: Command) => bootAndShutdown(readSpec(undefined, globalSeed(cmd))));
 
+  register_scenario_commands(program, { out, fail, progress, seed: globalSeed });
   return program;
 }
 

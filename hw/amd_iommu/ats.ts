@@ -92,6 +92,18 @@ interface atc_entry {
   x: boolean;
 }
 
+/** One PRG Response as the function received it (`expected` = it matched an outstanding group). */
+export interface PrgResponseRecord {
+  pasid: number | null;
+  prg_index: number;
+  code: number;
+  expected: boolean;
+  at_ns: number;
+}
+
+/** The response log keeps the latest entries only. */
+export const RESPONSE_LOG_ENTRIES = 256;
+
 export interface AtsFunctionStats {
   translations: number;
   atc_hits: number;
@@ -119,6 +131,10 @@ export class AtsPriFunction implements AtsEndpoint {
   private readonly failed = new Set<string>();
   private next_prg = 0;
   private readonly listeners: Array<(pasid: number) => void> = [];
+  /** Recent PRG Responses, oldest first (for tests and debugfs-style inspection). */
+  readonly response_log: PrgResponseRecord[] = [];
+  /** Virtual time source for the log (the machine clock). */
+  now: () => number = () => 0;
   readonly stats: AtsFunctionStats = {
     translations: 0, atc_hits: 0, ats_requests: 0, page_requests: 0, responses_success: 0, responses_invalid: 0,
     responses_failure: 0, unexpected_responses: 0, invalidations: 0,
@@ -129,12 +145,13 @@ export class AtsPriFunction implements AtsEndpoint {
     private iommu: AmdIommuHw | null = null,
   ) {
     if (cfg.prg_resp_pasid_required) this.pri_status |= PCI_PRI_STATUS_PASID;
-    iommu?.connect_endpoint(cfg.devid, this);
+    if (iommu) this.connect(iommu);
   }
 
   /** Wires the function below an IOMMU (what the PCIe topology does at power-on). */
   connect(iommu: AmdIommuHw): void {
     this.iommu = iommu;
+    this.now = () => iommu.ktime_get();
     iommu.connect_endpoint(this.cfg.devid, this);
   }
 
@@ -242,10 +259,15 @@ export class AtsPriFunction implements AtsEndpoint {
     return access === "read" ? e.r : access === "write" ? e.w : e.x;
   }
 
-  /** One access of the function with `pasid`: a physical address, pending on PRI, or a fault. */
+  /**
+   * One access of the function with `pasid`: a physical address, pending on PRI, or a fault.
+   * Without "Execute Permission Enable" in the PASID control, an instruction fetch is requested
+   * as a read (the function may not ask for execute rights).
+   */
   translate(pasid: number, va: number, access: AtsAccess): AtcResult {
     this.stats.translations++;
     if (!this.iommu || !this.ats_enabled() || !this.pasid_enabled()) return { kind: "fault", reason: "disabled" };
+    if (access === "exec" && !(this.pasid_ctrl & PCI_PASID_CTRL_EXEC)) access = "read";
     const vpn = Math.floor(va / PAGE);
     const key = AtsPriFunction.key(pasid, vpn);
     const cached = this.atc.get(key);
@@ -337,7 +359,10 @@ export class AtsPriFunction implements AtsEndpoint {
 
   prg_response(pasid: number | null, prg_index: number, code: number): void {
     const g = this.prgs.get(prg_index);
-    if (!g || (this.cfg.prg_resp_pasid_required && pasid !== g.pasid)) {
+    const expected = !!g && (!this.cfg.prg_resp_pasid_required || pasid === g.pasid);
+    if (this.response_log.length >= RESPONSE_LOG_ENTRIES) this.response_log.shift();
+    this.response_log.push({ pasid, prg_index, code, expected, at_ns: this.now() });
+    if (!g || !expected) {
       // Unexpected PRG Index: no such group outstanding.
       this.stats.unexpected_responses++;
       this.pri_status |= PCI_PRI_STATUS_UPRGI;

@@ -165,6 +165,11 @@ export function default_efr(): { lo: number; hi: number } {
   return { lo: lo >>> 0, hi: 15 << (FEATURE_PASID_SHIFT - 32) };
 }
 
+/** The EFR as IvhdInfo fields. */
+export function efr_words(efr: { lo: number; hi: number }): { efr_lo: number; efr_hi: number } {
+  return { efr_lo: efr.lo, efr_hi: efr.hi };
+}
+
 function reg_index(off: number): number {
   return off / 4;
 }
@@ -226,6 +231,11 @@ export class AmdIommuHw implements PciFunctionModel {
     this.endpoints.set(devid & 0xffff, ep);
   }
 
+  /** The machine clock, for devices that timestamp what they receive. */
+  ktime_get(): number {
+    return this.k.ktime_get();
+  }
+
   disconnect_endpoint(devid: number): void {
     this.endpoints.delete(devid & 0xffff);
   }
@@ -254,7 +264,7 @@ export class AmdIommuHw implements PciFunctionModel {
 
   /** Physical base of a ring/table register: bits 51:12. */
   private base_of(off: number): number {
-    return (this.reg(off) & 0xfffff000) + (this.reg(off + 4) & ADDR_HI_MASK) * 2 ** 32;
+    return ((this.reg(off) & 0xfffff000) >>> 0) + (this.reg(off + 4) & ADDR_HI_MASK) * 2 ** 32;
   }
 
   /** Ring size in bytes from the 4-bit length code in bits 59:56 (2^code 16-byte entries). */
@@ -524,7 +534,7 @@ export class AmdIommuHw implements PciFunctionModel {
       const lo = this.mem.read32(table + idx * 8);
       const hi = this.mem.read32(table + idx * 8 + 4);
       if (!(lo & GCR3_VALID)) return null;
-      table = (lo & 0xfffff000) + (hi & ADDR_HI_MASK) * 2 ** 32;
+      table = ((lo & 0xfffff000) >>> 0) + (hi & ADDR_HI_MASK) * 2 ** 32;
     }
     this.gcr3_cache.set(key, table);
     return table;
@@ -554,7 +564,7 @@ export class AmdIommuHw implements PciFunctionModel {
       us &&= (lo & US) !== 0;
       nx ||= (hi & NX_HI) !== 0;
       entries.push(ep);
-      table = (lo & 0xfffff000) + (hi & ADDR_HI_MASK) * 2 ** 32;
+      table = ((lo & 0xfffff000) >>> 0) + (hi & ADDR_HI_MASK) * 2 ** 32;
     }
     const r = !user || us;
     const e: iotlb_entry = { pfn: table / PAGE, r, w: r && rw, x: r && !nx, dirty: (lo & D) !== 0 };
@@ -659,7 +669,7 @@ export class AmdIommuHw implements PciFunctionModel {
   private cmd_completion_wait(d0: number, d1: number, d2: number, d3: number): boolean {
     this.stats.completion_waits++;
     if (d0 & CMD_COMPL_WAIT_STORE_MASK) {
-      const sem = (d0 & 0xfffffff8) + (d1 & ADDR_HI_MASK) * 2 ** 32;
+      const sem = ((d0 & 0xfffffff8) >>> 0) + (d1 & ADDR_HI_MASK) * 2 ** 32;
       this.mem.write32(sem, d2);
       this.mem.write32(sem + 4, d3);
     }
@@ -672,7 +682,7 @@ export class AmdIommuHw implements PciFunctionModel {
    * whose size is given by the lowest clear address bit from bit 12 up (bit ≥ 51: everything).
    */
   static inv_range(lo: number, hi: number, s: boolean): [number, number] {
-    const addr = (lo & 0xfffff000) + hi * 2 ** 32;
+    const addr = ((lo & 0xfffff000) >>> 0) + hi * 2 ** 32;
     if (!s) return [addr, addr + PAGE];
     for (let n = 12; n < 51; n++) {
       const bit = n < 32 ? (lo >>> n) & 1 : (hi >>> (n - 32)) & 1;

@@ -44,6 +44,22 @@ export const ASICS: Readonly<Record<string, AsicInfo>> = Object.freeze({
     ih_num_rings: 2,
     retry_faults: true,
   },
+  // Carrizo APU (gfx801, A10-8700P class): GC 8.0.1, two SDMA engines, one IH ring, no UTCL2
+  // retry. Its GPU reaches process memory through its ATC and the AMD IOMMU (IOMMUv2: ATS, PRI,
+  // PASID) — the machine description marks it `apu`. kemu drives it with its GFX9-style register
+  // model; the identity (PCI id, GC version) is Carrizo's, so KFD's per-GC quirks apply as on it.
+  carrizo: {
+    name: "carrizo",
+    family: "gfx9",
+    pci_device_id: 0x9874,
+    pci_revision: 0xc5,
+    gc_version: [8, 0, 1],
+    num_sdma: 2,
+    sdma_hub: "gfx",
+    sdma_client_ids: [SOC15_IH_CLIENTID_SDMA0, SOC15_IH_CLIENTID_SDMA1],
+    ih_num_rings: 1,
+    retry_faults: false,
+  },
   // Navi10 (Radeon RX 5700 XT): GC 10.1.10, SDMA 5.0, navi10 IH with a single ring.
   navi10: {
     name: "navi10",

@@ -17,8 +17,9 @@ import { IhBlock } from "./ih.ts";
 import { VmHub, type McAperture } from "./gmc.ts";
 import { SdmaEngine } from "./sdma.ts";
 import { CpBlock, type GrbmSelect } from "./cp.ts";
+import { ATC_NUM_VMIDS, GpuAtc } from "../amd_iommu/atc.ts";
 import {
-  CP_BASE, GFXHUB_BASE, GRBM_GFX_CNTL__MEID, GRBM_GFX_CNTL__PIPEID, GRBM_GFX_CNTL__QUEUEID, GRBM_GFX_CNTL__VMID,
+  ATC_BASE, CP_BASE, GFXHUB_BASE, GRBM_GFX_CNTL__MEID, GRBM_GFX_CNTL__PIPEID, GRBM_GFX_CNTL__QUEUEID, GRBM_GFX_CNTL__VMID,
   GRBM_STATUS__GUI_ACTIVE, HUB_SIZE, IH_BASE, KEMU_DOORBELL_SIZE, KEMU_MMIO_SIZE, MMHUB_BASE, REG_GET_FIELD, REG_SET_FIELD,
   SDMA_BASE, SDMA_STRIDE, mmBIF_DOORBELL_APER_EN, mmGRBM_GFX_CNTL, mmGRBM_STATUS, mmMC_VM_FB_LOCATION_BASE,
   mmMC_VM_FB_LOCATION_TOP, mmMC_VM_FB_OFFSET, mmMC_VM_SYSTEM_APERTURE_HIGH_ADDR, mmMC_VM_SYSTEM_APERTURE_LOW_ADDR,
@@ -61,6 +62,11 @@ export class AmdGpuDevice implements PciFunctionModel {
   readonly name: string;
   private readonly common = new Uint32Array(0x100);
   private port: PciDevicePort | null = null;
+  /**
+   * APU parts: the ATC that translates process VMIDs through the AMD IOMMU with ATS/PRI, and
+   * the function's ATS/PRI/PASID capabilities (hw/amd_iommu/atc.ts). Null on discrete parts.
+   */
+  readonly atc: GpuAtc | null;
 
   constructor(
     private readonly k: Kernel,
@@ -96,6 +102,20 @@ export class AmdGpuDevice implements PciFunctionModel {
     this.sdma = Array.from({ length: this.asic.num_sdma }, (_, i) =>
       new SdmaEngine(k, this.cost, i, sdma_hub, this.mem, this.ih, this.asic.sdma_client_ids[i]!, srbm));
     this.cp = new CpBlock(k, this.cost, this.gfxhub, this.mem, this.ih);
+    this.atc = spec.apu ? new GpuAtc() : null;
+    if (this.atc) {
+      this.gfxhub.attach_atc(this.atc);
+      this.mmhub.attach_atc(this.atc);
+    }
+  }
+
+  /** PCIe extended config space: the ATS, PRI and PASID capabilities of APU parts. */
+  ext_config_read32(where: number): number {
+    return this.atc?.ats.ext_config_read32(where) ?? 0;
+  }
+
+  ext_config_write32(where: number, value: number): void {
+    this.atc?.ats.ext_config_write32(where, value);
   }
 
   attach(port: PciDevicePort): void {
@@ -166,6 +186,7 @@ export class AmdGpuDevice implements PciFunctionModel {
   reg_read(reg: number): number {
     if (reg < 0 || reg >= MMIO_DWORDS) return 0;
     if (reg < 0x100) return this.common_read(reg);
+    if (reg >= ATC_BASE && reg < ATC_BASE + ATC_NUM_VMIDS) return this.atc?.reg_read(reg - ATC_BASE) ?? 0;
     if (reg >= GFXHUB_BASE && reg < GFXHUB_BASE + HUB_SIZE) return this.gfxhub.reg_read(reg - GFXHUB_BASE);
     if (reg >= MMHUB_BASE && reg < MMHUB_BASE + HUB_SIZE) return this.mmhub.reg_read(reg - MMHUB_BASE);
     if (reg >= IH_BASE && reg < IH_BASE + 0x80) return this.ih.reg_read(reg);
@@ -179,6 +200,7 @@ export class AmdGpuDevice implements PciFunctionModel {
     value >>>= 0;
     if (reg < 0 || reg >= MMIO_DWORDS) return;
     if (reg < 0x100) this.common_write(reg, value);
+    else if (reg >= ATC_BASE && reg < ATC_BASE + ATC_NUM_VMIDS) this.atc?.reg_write(reg - ATC_BASE, value);
     else if (reg >= GFXHUB_BASE && reg < GFXHUB_BASE + HUB_SIZE) this.gfxhub.reg_write(reg - GFXHUB_BASE, value);
     else if (reg >= MMHUB_BASE && reg < MMHUB_BASE + HUB_SIZE) this.mmhub.reg_write(reg - MMHUB_BASE, value);
     else if (reg >= IH_BASE && reg < IH_BASE + 0x80) this.ih.reg_write(reg, value);

@@ -14,6 +14,7 @@ import type { GpuCostModel } from "./cost_model.ts";
 import type { IhBlock } from "./ih.ts";
 import type { GpuMemBus, GpuPhys } from "./mem.ts";
 import type { HubId } from "./asic.ts";
+import type { AtcPort, AtcTranslation } from "../amd_iommu/atc.ts";
 import {
   AMDGPU_PDE_PTE_HI, AMDGPU_PTE_EXECUTABLE, AMDGPU_PTE_READABLE, AMDGPU_PTE_SYSTEM, AMDGPU_PTE_TF_HI,
   AMDGPU_PTE_VALID, AMDGPU_PTE_WRITEABLE, amdgpu_pte_addr,
@@ -98,6 +99,7 @@ export class VmHub {
   private readonly inv_mask = new Uint32Array(NUM_INVALIDATE_ENGINES);
   private readonly inv_listeners: Array<(vmid_mask: number) => void> = [];
   readonly stats: HubStats = { tlb_hits: 0, tlb_misses: 0, walks: 0, invalidations: 0, retry_faults: 0, noretry_faults: 0 };
+  private atc: AtcPort | null = null;
 
   constructor(
     readonly id: HubId,
@@ -111,6 +113,26 @@ export class VmHub {
   /** Requesters stalled on retry faults replay when their VMID is invalidated. */
   on_invalidate(fn: (vmid_mask: number) => void): void {
     this.inv_listeners.push(fn);
+  }
+
+  /** APUs: the ATC in front of this hub; its PRI responses replay stalled requesters too. */
+  attach_atc(atc: AtcPort): void {
+    this.atc = atc;
+    atc.on_replay((mask) => {
+      for (const fn of this.inv_listeners) fn(mask);
+    });
+  }
+
+  /**
+   * An ATC outcome as the hub reports it: a pending page request stalls the requester like a
+   * retry fault (without a GPU fault IV: the IOMMU's PPR path serves it); a refused one is a
+   * no-retry fault that goes to the default page.
+   */
+  private atc_result(r: XlateRequest, a: AtcTranslation): XlateResult {
+    const span = PAGE - (r.va % PAGE);
+    if (a.kind === "ok") return { kind: "ok", phys: { sys: true, addr: a.pa }, span };
+    if (a.kind === "pending") return { kind: "retry" };
+    return this.fault({ ...r, can_retry: false }, this.perm_failure(0, r.access));
   }
 
   // ---- registers -------------------------------------------------------------------------
@@ -180,6 +202,9 @@ export class VmHub {
 
   translate(r: XlateRequest): XlateResult {
     const va = r.va;
+    // APU: a VMID the ATC maps to a PASID translates through the IOMMU (hw/amd_iommu/atc.ts).
+    const atc = this.atc?.translate(r.vmid, va, r.access);
+    if (atc) return this.atc_result(r, atc);
     if (r.vmid === 0 && va >= this.mc.sys_low && va <= this.mc.sys_high && va >= this.mc.fb_start && va <= this.mc.fb_end) {
       return { kind: "ok", phys: { sys: false, addr: va - this.mc.fb_start }, span: this.mc.fb_end + 1 - va };
     }

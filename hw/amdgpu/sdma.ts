@@ -323,11 +323,10 @@ export class SdmaEngine {
   private op_fill(vmid: number, len: number): exec_result {
     const d = this.scratch;
     if (d[4]! > 0x3fffff) return { error: `CONST_FILL count 0x${d[4]!.toString(16)} exceeds the 22-bit field (4 MiB)` };
-    const fillsize = d[0]! >>> 30;
     const bytes = d[4]! + 1;
     const dst = d[1]! + d[2]! * 2 ** 32;
-    // FILLSIZE 0 repeats the low byte, 2 the whole dword.
-    const value = fillsize === 0 ? (d[3]! & 0xff) * 0x01010101 : d[3]!;
+    // The data dword repeats over the span (amdgpu leaves FILLSIZE 0 and passes dword data).
+    const value = d[3]!;
     this.advance(len);
     let done = 0;
     while (done < bytes) {
@@ -345,7 +344,8 @@ export class SdmaEngine {
     const hdp_flush = (h >>> 26) & 1;
     const func = (h >>> 28) & 7;
     const mem_poll = h >>> 31;
-    const value = hdp_flush ? d[3]! : mem_poll ? this.read32(vmid, d[1]! + d[2]! * 2 ** 32) : this.srbm.reg_read(d[1]! & 0x3ffff);
+    // Register polls carry the register's byte address (dword offset << 2).
+    const value = hdp_flush ? d[3]! : mem_poll ? this.read32(vmid, d[1]! + d[2]! * 2 ** 32) : this.srbm.reg_read((d[1]! >>> 2) & 0x3ffff);
     const masked = (value & d[4]!) >>> 0;
     const ref = d[3]! >>> 0;
     const ok = [true, masked < ref, masked <= ref, masked === ref, masked !== ref, masked >= ref, masked > ref, false][func]!;

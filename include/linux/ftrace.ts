@@ -9,6 +9,7 @@
 // machine runs function_graph this costs one comparison. Methods of classes owned elsewhere
 // are patched the same way with ftrace_patch_methods (the analogue of patching fentry sites).
 
+import "reflect-metadata";
 import type { Kernel } from "../../kernel/kernel.ts";
 import { ftrace_graph_key, tracing_of } from "../../kernel/trace/trace.ts";
 
@@ -45,18 +46,20 @@ type method_host = Record<string, unknown>;
 
 /**
  * Patches methods of `cls` so each call is a traced function named like the method (the
- * kernel function it mirrors). `kernel_of` finds the machine from the instance. Sync methods
- * stay sync. Patching twice is a no-op.
+ * kernel function it mirrors), or `[method, kernel_name]` where they differ. `kernel_of`
+ * finds the machine from the instance. Sync methods stay sync. Patching twice is a no-op;
+ * names the class lacks are skipped.
  */
 export function ftrace_patch_methods(
   cls: { prototype: object },
   file: string,
-  names: readonly string[],
+  names: ReadonlyArray<string | readonly [method: string, func: string]>,
   kernel_of: (self: never) => Kernel | null | undefined,
 ): void {
   const proto = cls.prototype as method_host;
-  for (const name of names) {
-    const orig = proto[name];
+  for (const entry of names) {
+    const [method, name] = typeof entry === "string" ? [entry, entry] : entry;
+    const orig = proto[method];
     if (typeof orig !== "function" || (orig as { __ftrace?: boolean }).__ftrace) continue;
     const fn = orig as (...args: unknown[]) => unknown;
     const wrapped = function (this: never, ...args: unknown[]): unknown {
@@ -64,7 +67,7 @@ export function ftrace_patch_methods(
     };
     Object.defineProperty(wrapped, "__ftrace", { value: true });
     Object.defineProperty(wrapped, "name", { value: name });
-    proto[name] = wrapped;
+    proto[method] = wrapped;
     patched_sites.push({ func: name, file });
   }
 }

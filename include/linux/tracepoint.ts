@@ -5,6 +5,7 @@
 // Subsystems whose objects are per machine (drivers) may instead define events on their
 // Tracing instance (Tracing.define_trace_event); both show in available_events alike.
 
+import "reflect-metadata";
 import type { Kernel } from "../../kernel/kernel.ts";
 import {
   register_static_event, tracing_of, type static_key, type static_trace_event, type trace_fields,

@@ -592,7 +592,7 @@ export class AmdIommu implements KernelService, iommu_ops {
   private free_gcr3_tbl_level1(tbl: number): void {
     for (let i = 0; i < 512; i++) {
       const [lo, hi] = this.read64(tbl + 8 * i);
-      if (lo & GCR3_VALID) free_page(this.k, (lo & 0xfffff000) + hi * 2 ** 32);
+      if (lo & GCR3_VALID) free_page(this.k, ((lo & 0xfffff000) >>> 0) + hi * 2 ** 32);
     }
   }
 
@@ -600,7 +600,7 @@ export class AmdIommu implements KernelService, iommu_ops {
   private free_gcr3_tbl_level2(tbl: number): void {
     for (let i = 0; i < 512; i++) {
       const [lo, hi] = this.read64(tbl + 8 * i);
-      if (lo & GCR3_VALID) this.free_gcr3_tbl_level1((lo & 0xfffff000) + hi * 2 ** 32);
+      if (lo & GCR3_VALID) this.free_gcr3_tbl_level1(((lo & 0xfffff000) >>> 0) + hi * 2 ** 32);
     }
   }
 
@@ -622,7 +622,7 @@ export class AmdIommu implements KernelService, iommu_ops {
         hi = upper_32_bits(page);
         this.write64(pte, lo, hi);
       }
-      root = (lo & 0xfffff000) + hi * 2 ** 32;
+      root = ((lo & 0xfffff000) >>> 0) + hi * 2 ** 32;
       level--;
     }
   }

@@ -15,7 +15,7 @@ import "reflect-metadata";
 import { inject, injectable } from "tsyringe";
 import { AMD_IOMMU, IOMMU_CORE, KERNEL, PCI, SLAB, WORKQUEUE } from "../../kernel/tokens.ts";
 import type { Kernel } from "../../kernel/kernel.ts";
-import type { KernelModule, ModuleLoader, ModuleParams } from "../../kernel/module/main.ts";
+import type { KernelModule, ModuleDef, ModuleLoader, ModuleParams } from "../../kernel/module/main.ts";
 import type { Slab } from "../../mm/slab_common.ts";
 import type { PciBus } from "../../drivers/pci/probe.ts";
 import type { task_struct } from "../../kernel/sched/core.ts";
@@ -677,3 +677,10 @@ export class AmdIommuV2 implements KernelModule {
     this.iommu_wq = null;
   }
 }
+
+/** The loadable module ("amd_iommu_v2.ko"). */
+export const amd_iommu_v2_module: ModuleDef = {
+  name: "amd_iommu_v2",
+  cls: AmdIommuV2,
+  description: "AMD IOMMUv2 driver (PASID binding, PPR handling; Linux ≤6.6)",
+};

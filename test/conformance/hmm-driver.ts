@@ -286,7 +286,10 @@ export function hmm_driver_contract(drv: HmmDriverAdapter): ContractCase[] {
     ["unload_leaves_nothing", async (c) => {
       const addr = await c.anon(N, 10);
       c.check((await c.dev.migrate_to_device(addr, N)) === 0, "migrate_to_device failed");
+      // An open device context pins the module (file_operations.owner).
+      c.check((await drv.unload(c.machine)) < 0, "the driver unloaded while a device context was open");
       await c.dev.close();
+      await c.machine.settle();
       c.check((await drv.unload(c.machine)) === 0, "unload failed");
       c.check(device_pages_in_use(c.machine) === 0, "device pages in use after unload");
       c.check(c.machine.symbol(MEMREMAP).pagemaps().length === 0, "pagemaps still registered after unload");

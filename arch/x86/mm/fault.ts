@@ -21,6 +21,8 @@ import { handle_mm_fault, lock_mm_and_find_vma } from "../../../mm/memory.ts";
 import { mmap_read_unlock } from "../../../include/linux/mmap_lock.ts";
 import { fatal_signal_pending, signal_pending } from "../../../kernel/sched/wait.ts";
 import { pagefault_out_of_memory } from "../../../mm/oom_kill.ts";
+import { ftrace } from "../../../include/linux/ftrace.ts";
+import { trace_page_fault_kernel, trace_page_fault_user } from "../../../include/trace/events/exceptions.ts";
 
 // Signals and si_codes (include/uapi/asm-generic/signal.h, siginfo.h).
 export const SIGBUS = 7;
@@ -79,6 +81,7 @@ function do_sigbus(address: number, fault: number): fault_outcome {
  * cannot be resolved returns the signal it would have raised; the caller applies its fixup.
  */
 export async function do_user_addr_fault(k: Kernel, mm: mm_struct | null, error_code: number, address: number): Promise<fault_outcome> {
+  using _ = ftrace(k, "do_user_addr_fault");
   if (error_code & X86_PF_RSVD) {
     k.pr_alert(`${k.current.comm}: Corrupted page table at address ${address.toString(16)}`);
     k.BUG("pgtable_bad");
@@ -120,6 +123,17 @@ export async function do_user_addr_fault(k: Kernel, mm: mm_struct | null, error_
   k.BUG("do_user_addr_fault: unexpected fault result");
 }
 
+/**
+ * exc_page_fault() → handle_page_fault(): the #PF exception entry — the page-fault tracepoint,
+ * then the user-address handler (kemu takes no kernel-address faults).
+ */
+async function exc_page_fault(k: Kernel, mm: mm_struct, error_code: number, address: number): Promise<fault_outcome> {
+  using _ = ftrace(k, "exc_page_fault");
+  const tp = error_code & X86_PF_USER ? trace_page_fault_user : trace_page_fault_kernel;
+  tp.trace(k, { address, ip: 0, error_code });
+  return await do_user_addr_fault(k, mm, error_code, address);
+}
+
 // ---- the CPU executing user loads and stores ---------------------------------------------------
 
 /** Consecutive faults on one access before kemu reports a livelock instead of spinning. */
@@ -144,7 +158,7 @@ export async function cpu_access(k: Kernel, mm: mm_struct, va: number, access: M
       if (user) throw new SigError(SIGBUS, BUS_ADRERR, va);
       return -1;
     }
-    const r = await do_user_addr_fault(k, mm, t.error_code, va);
+    const r = await exc_page_fault(k, mm, t.error_code, va);
     if (r === 0) {
       if (fatal_signal_pending(k.current)) {
         if (user) throw new SigError(SIGKILL, SI_KERNEL, va);

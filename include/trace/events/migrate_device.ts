@@ -1,5 +1,5 @@
-// kemu addition (Linux 6.8 has no tracepoints in mm/migrate_device.c): one event per step of a
-// device migration, system "migrate_device":
+// kemu addition (Linux 6.8 has no tracepoints in mm/migrate_device.c; later proposals use the
+// same system name): one event per step of a device migration, system "migrate_device":
 //   migrate_vma_setup   — collected and unmapped: npages in the range, cpages collected
 //   migrate_vma_pages   — struct page identities moved: how many still migrate
 //   migrate_vma_finalize — done: how many migrated, how many were restored

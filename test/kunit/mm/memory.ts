@@ -24,7 +24,9 @@ import { cpu_user_read, cpu_user_write, SigError, SIGSEGV, SEGV_ACCERR, SEGV_MAP
 import { copy_from_user, copy_to_user } from "../../../arch/x86/lib/usercopy_64.ts";
 import { show_map, pagemap_read, PM_PRESENT_BIT } from "../../../fs/proc/task_mmu.ts";
 import { pte_pfn, pte_write } from "../../../arch/x86/include/asm/pgtable.ts";
-import { PAGE_ALLOC } from "../../../kernel/tokens.ts";
+import { PAGE_ALLOC, SHMEM } from "../../../kernel/tokens.ts";
+import { fput } from "../../../fs/file_table.ts";
+import type { file } from "../../../include/linux/fs.ts";
 import { mmap_write_lock, mmap_write_unlock } from "../../../include/linux/mmap_lock.ts";
 import { new_mm, anon_map, pte_of } from "./util.ts";
 
@@ -230,6 +232,33 @@ async function shared_anon_survives_fork(test: kunit): Promise<void> {
   await mmput(mm);
 }
 
+/**
+ * File mappings through ->mmap / vm_ops->fault (a tmpfs file): MAP_SHARED writes reach the page
+ * cache and other mappings; MAP_PRIVATE reads the file and copies on write without touching it.
+ */
+async function file_mapping_faults(test: kunit): Promise<void> {
+  const k = test.k;
+  const sh = test.machine.symbol(SHMEM);
+  const f = sh.shmem_file_setup("kunit-file", 2 * PAGE_SIZE, 0);
+  if (typeof f === "number") kunit_skip(test, `shmem_file_setup: ${f}`);
+  const mm = new_mm(k);
+  const s = await vm_mmap_pgoff(mm, f, 0, 2 * PAGE_SIZE, P, MAP_SHARED, 0);
+  const p = await vm_mmap_pgoff(mm, f, 0, 2 * PAGE_SIZE, P, MAP_PRIVATE, 0);
+  KUNIT_ASSERT_GE(test, s, 0);
+  KUNIT_ASSERT_GE(test, p, 0);
+  await wr(test, mm, s + 5, [0x11]);
+  KUNIT_EXPECT_EQ(test, (await rd(test, mm, p + 5, 1))[0], 0x11, "a private mapping reads the file");
+  KUNIT_EXPECT_FALSE(test, pte_write(pte_of(mm, p)!), "mapped read-only until the first write");
+  await wr(test, mm, p + 5, [0x22]);
+  KUNIT_EXPECT_EQ(test, (await rd(test, mm, s + 5, 1))[0], 0x11, "the COW copy does not reach the file");
+  KUNIT_EXPECT_EQ(test, (await rd(test, mm, p + 5, 1))[0], 0x22);
+  await wr(test, mm, s + PAGE_SIZE, [0x33]);
+  KUNIT_EXPECT_EQ(test, (await rd(test, mm, p + PAGE_SIZE, 1))[0], 0x33);
+  KUNIT_EXPECT_TRUE(test, (await show_map(mm)).includes("kunit-file"));
+  await mmput(mm);
+  fput(f as file);
+}
+
 async function stack_grows_down(test: kunit): Promise<void> {
   const mm = new_mm(test.k);
   const top = MMAP_BASE - 16 * 1024 * 1024;
@@ -314,6 +343,7 @@ export const mm_memory_suite: kunit_suite = {
     KUNIT_CASE(madvise_dontneed_rezeroes),
     KUNIT_CASE(populate_and_dontfork),
     KUNIT_CASE(shared_anon_survives_fork),
+    KUNIT_CASE(file_mapping_faults),
     KUNIT_CASE(stack_grows_down),
     KUNIT_CASE(proc_maps_and_pagemap),
     KUNIT_CASE(usercopy_faults_in_and_fixes_up),

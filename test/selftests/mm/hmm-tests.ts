@@ -16,7 +16,10 @@
 // - Tests that need THP, hugetlb pages or the gup_test driver SKIP when the machine lacks them:
 //   hugetlb and gup_test with the kernel's own reasons; THP (which the C program just assumes)
 //   with kselftest's "Transparent Hugepages not available". Loops mixing base pages and THP run
-//   their base-page rounds first, then SKIP.
+//   their base-page rounds first, then SKIP. migrate_remap_fault also needs mremap(2), which the
+//   runtime does not offer yet: on a machine with THP it fails saying so.
+// - hmm_cow_in_device: the runtime has no kill(2)/waitpid(2); the child exits instead.
+// - anon_teardown: no nanosleep(); the seeded scheduler interleaves the unmapping thread.
 
 import { MINIMAL_MACHINE, GiB, type MachineSpec } from "../../../kernel/machine_spec.ts";
 import type { Machine } from "../../../kernel/machine.ts";
@@ -919,9 +922,6 @@ TEST_F(hmm_f, "anon_teardown", async (self) => {
 
     // A second thread unmaps the upper half while the device reads the whole buffer.
     const unmap_buffer = p.munmap(buffer.ptr + buffer.size / 2, buffer.size / 2);
-    // Workaround: Process picks an idle thread asynchronously, so a call started in the same
-    // tick would pick the same one; let the first call claim its thread first.
-    for (let i = 0; i < 8; i++) await Promise.resolve();
     const rc = await hmm_dmirror_cmd(p, self.fd, HMM_DMIRROR_READ, buffer, npages);
     if (rc === 0) {
       ASSERT_EQ(buffer.cpages, npages);
@@ -1443,8 +1443,7 @@ TEST_F(hmm_f, "migrate_partial_unmap_fault", async (self) => {
   const offsets = [0, size / 4, size / 2];
   let thp_skipped = false;
   for (let use_thp = 0; use_thp < 2; ++use_thp) {
-    if (!pmd_size) {
-      // Without THP, neither MADV_HUGEPAGE nor MADV_NOHUGEPAGE exists.
+    if (use_thp && !pmd_size) {
       thp_skipped = true;
       continue;
     }
@@ -1455,8 +1454,11 @@ TEST_F(hmm_f, "migrate_partial_unmap_fault", async (self) => {
       ASSERT_NE(buffer.ptr, MAP_FAILED);
       const npages = size / self.page_size;
       const map = ALIGN(buffer.ptr, size);
-      const ret0 = await p.madvise(map, size, use_thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-      ASSERT_EQ(ret0, 0);
+      // Without THP there is no MADV_NOHUGEPAGE (-EINVAL), and base pages are what it asks for.
+      if (pmd_size) {
+        const ret0 = await p.madvise(map, size, use_thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+        ASSERT_EQ(ret0, 0);
+      }
       const old_ptr = buffer.ptr;
       buffer.ptr = map;
 

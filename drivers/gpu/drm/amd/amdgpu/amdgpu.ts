@@ -175,6 +175,8 @@ export class amdgpu_device implements DevPrintTarget {
   in_gpu_reset = false;
   accel_working = false;
   reset_domain_sem!: mutex;
+  /** Serialises GRBM_GFX_CNTL selection of banked registers (adev->srbm_mutex). */
+  srbm_mutex!: mutex;
   gpu_reset_counter = 0;
   ddev: drm_device | null = null;
   /** Index of this GPU among the machine's amdgpu devices (for render node minors). */

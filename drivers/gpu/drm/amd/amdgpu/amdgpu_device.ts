@@ -221,6 +221,7 @@ export async function amdgpu_device_init(adev: amdgpu_device, asic: amd_asic_typ
   if (r) return r;
   adev.k.dev_info(adev, `initializing kernel modesetting (${adev.asic_name.toUpperCase()} 0x1002:0x${adev.pdev.device.toString(16).toUpperCase()} 0x1002:0x${adev.pdev.subsystem_device.toString(16).toUpperCase()} 0x${adev.pdev.revision.toString(16).toUpperCase().padStart(2, "0")}).`);
   adev.reset_domain_sem = new mutex(adev.k, "&adev->reset_domain->sem");
+  adev.srbm_mutex = new mutex(adev.k, "&adev->srbm_mutex");
   adev.irq = new amdgpu_irq(adev);
   adev.gmc = new amdgpu_gmc();
   adev.gmc.invalidate_lock = new spinlock_t(adev.k, "&adev->gmc.invalidate_lock");

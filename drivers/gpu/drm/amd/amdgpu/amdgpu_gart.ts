@@ -13,7 +13,9 @@ import { ENOMEM } from "../../../../../include/uapi/asm-generic/errno.ts";
 import type { iosys_map } from "../../../../../include/linux/iosys-map.ts";
 import { amdgpu_gmc_flush_gpu_tlb, amdgpu_gmc_set_pte_pde, type amdgpu_pte_flags, type pte_sink } from "./amdgpu_gmc.ts";
 import { amdgpu_device_flush_hdp } from "./amdgpu_device.ts";
-import { AMDGPU_PTE_EXECUTABLE, AMDGPU_PTE_READABLE, AMDGPU_PTE_VALID, AMDGPU_PTE_WRITEABLE, AMDGPU_GPU_PAGE_SIZE } from "../include/amdgpu_vm_pte.ts";
+import {
+  AMDGPU_PTE_READABLE, AMDGPU_PTE_SNOOPED, AMDGPU_PTE_SYSTEM, AMDGPU_PTE_VALID, AMDGPU_PTE_WRITEABLE, AMDGPU_GPU_PAGE_SIZE,
+} from "../include/amdgpu_vm_pte.ts";
 
 export class amdgpu_gart {
   bo: amdgpu_bo | null = null;
@@ -74,12 +76,14 @@ export function amdgpu_gart_table_vram_free(adev: amdgpu_device): void {
   gart.ptr = null;
 }
 
-/** The flags of a writable GART mapping of system memory (the common case). */
-export function amdgpu_gart_default_flags(adev: amdgpu_device): amdgpu_pte_flags {
-  return {
-    lo: adev.gart.gart_pte_flags.lo | AMDGPU_PTE_VALID | AMDGPU_PTE_READABLE | AMDGPU_PTE_WRITEABLE | AMDGPU_PTE_EXECUTABLE,
-    hi: adev.gart.gart_pte_flags.hi,
-  };
+/**
+ * The flags of a GART mapping of system pages (what svm_migrate_gart_map builds): valid,
+ * readable, snooped system memory, writeable unless `readonly`, plus the GART's own flags.
+ */
+export function amdgpu_gart_system_flags(adev: amdgpu_device, readonly: boolean): amdgpu_pte_flags {
+  let lo = AMDGPU_PTE_VALID | AMDGPU_PTE_READABLE | AMDGPU_PTE_SYSTEM | AMDGPU_PTE_SNOOPED;
+  if (!readonly) lo |= AMDGPU_PTE_WRITEABLE;
+  return { lo: lo | adev.gart.gart_pte_flags.lo, hi: adev.gart.gart_pte_flags.hi };
 }
 
 /**

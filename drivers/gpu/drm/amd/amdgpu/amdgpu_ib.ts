@@ -157,12 +157,14 @@ export function amdgpu_ib_free(ib: amdgpu_ib, f: dma_fence | null): void {
   sa_retire(sa.manager);
 }
 
-/** Writes the IB's dwords to its pool memory. */
+/**
+ * Writes the IB's buffer to its pool memory: the commands and whatever the builder placed after
+ * them (amdgpu_ttm_map_buffer puts PTE data behind the packets for SDMA to copy).
+ */
 function amdgpu_ib_write_out(ib: amdgpu_ib): void {
   const sa = ib.sa_bo;
-  if (!sa || !ib.length_dw) return;
-  const bytes = new Uint8Array(ib.ptr.buffer, ib.ptr.byteOffset, ib.length_dw * 4);
-  sa.manager.cpu!.memcpy_to(sa.soffset, bytes);
+  if (!sa || !ib.ptr.length) return;
+  sa.manager.cpu!.memcpy_to(sa.soffset, new Uint8Array(ib.ptr.buffer, ib.ptr.byteOffset, ib.ptr.byteLength));
 }
 
 /**

@@ -196,6 +196,12 @@ async function amdgpu_job_timedout(ring: amdgpu_ring): Promise<void> {
   if (r) adev.k.pr_err(`[drm:amdgpu_job_timedout [amdgpu]] *ERROR* GPU Recovery Failed: ${r}`);
 }
 
+/** drm_sched_fault(): the engine reported a fatal error; run the timeout handler now. */
+export function amdgpu_job_sched_fault(ring: amdgpu_ring): void {
+  const t = ring_tdr_state(ring);
+  if (t.pending.length) ring.adev.wq.mod_delayed_work(ring.adev.wq.system_wq, t.work, 0);
+}
+
 /** Jobs still on the hardware of `ring` (for reset and teardown). */
 export function amdgpu_job_pending(ring: amdgpu_ring): readonly amdgpu_job[] {
   return ring_tdr_state(ring).pending;

@@ -16,7 +16,7 @@ import {
 import { amdgpu_vram_mgr_fini, amdgpu_vram_mgr_init, type amdgpu_vram_mgr } from "./amdgpu_vram_mgr.ts";
 import { amdgpu_gtt_mgr_fini, amdgpu_gtt_mgr_init, amdgpu_gtt_mgr_has_gart_addr, type amdgpu_gtt_mgr } from "./amdgpu_gtt_mgr.ts";
 import { amdgpu_res_first, amdgpu_res_next, amdgpu_res_cursor } from "./amdgpu_res_cursor.ts";
-import { amdgpu_gart_bind, amdgpu_gart_map, amdgpu_gart_unbind, amdgpu_gart_default_flags } from "./amdgpu_gart.ts";
+import { amdgpu_gart_bind, amdgpu_gart_map, amdgpu_gart_unbind } from "./amdgpu_gart.ts";
 import { amdgpu_job_add_dependency, amdgpu_job_alloc_with_ib, amdgpu_job_submit, AMDGPU_FENCE_OWNER_UNDEFINED, type amdgpu_job } from "./amdgpu_job.ts";
 import { amdgpu_ib_pool_type, type amdgpu_ib } from "./amdgpu_ib.ts";
 import type { amdgpu_pte_flags, pte_sink } from "./amdgpu_gmc.ts";
@@ -384,7 +384,6 @@ export async function amdgpu_ttm_write_window_ptes(adev: amdgpu_device, ring: am
   adev.k.WARN_ON(ib.length_dw > num_dw);
   const sink: pte_sink = { wr32: (off, v) => { ib.ptr[num_dw + off / 4] = v >>> 0; } };
   amdgpu_gart_map(adev, 0, num_pages, dma_addr, flags, sink);
-  ib.length_dw = num_dw + num_bytes / 4;
   return amdgpu_job_submit(job);
 }
 

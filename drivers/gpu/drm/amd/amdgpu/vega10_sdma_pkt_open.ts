@@ -79,8 +79,8 @@ export function SDMA_PKT_TRAP_INT_CONTEXT_INT_CONTEXT(x: number): number {
 
 /**
  * POLL_REGMEM (6 dwords): header with HDP_FLUSH [26], FUNC [30:28], MEM_POLL [31]; address
- * lo/hi (memory) or register dword offset (lo); reference; mask; interval [15:0] (in 160 ns
- * units) and retry count [27:16] (0xfff = forever).
+ * lo/hi (memory) or the register's byte address (dword offset << 2, lo); reference; mask;
+ * interval [15:0] (in 160 ns units) and retry count [27:16] (0xfff = forever).
  */
 export const SDMA_POLL_REGMEM_DW = 6;
 export function SDMA_PKT_POLL_REGMEM_HEADER_HDP_FLUSH(x: number): number {
@@ -101,7 +101,7 @@ export function SDMA_PKT_POLL_REGMEM_DW5_RETRY_COUNT(x: number): number {
 /** POLL_REGMEM FUNC: 0 always, 1 <, 2 <=, 3 ==, 4 !=, 5 >=, 6 >. */
 export const SDMA_POLL_FUNC_EQ = 3;
 
-/** CONST_FILL (5 dwords): header with FILLSIZE [31:30] (2 = dword), dst lo/hi, data, byte_count - 1. */
+/** CONST_FILL (5 dwords): header with FILLSIZE [31:30], dst lo/hi, data dword, byte_count - 1. */
 export const SDMA_CONST_FILL_DW = 5;
 export function SDMA_PKT_CONSTANT_FILL_HEADER_FILLSIZE(x: number): number {
   return (x & 3) << 30;

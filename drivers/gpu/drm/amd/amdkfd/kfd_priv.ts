@@ -11,11 +11,13 @@ import type { Kernel } from "../../../../../kernel/kernel.ts";
 import type { task_struct } from "../../../../../kernel/sched/core.ts";
 import type { mm_struct } from "../../../../../include/linux/mm_types.ts";
 import { mutex } from "../../../../../kernel/locking/mutex.ts";
+import { spinlock_t } from "../../../../../kernel/locking/spinlock.ts";
 import { kref } from "../../../../../include/linux/kref.ts";
 import { delayed_work, work_struct } from "../../../../../kernel/workqueue.ts";
 import { mmu_notifier, type mmu_notifier_ops } from "../../../../../mm/mmu_notifier.ts";
 import { kobject, type kobj_attribute } from "../../../../../include/linux/sysfs.ts";
 import type { amdgpu_device } from "../amdgpu/amdgpu.ts";
+import type { file } from "../../../../../include/linux/fs.ts";
 import type { amdkfd } from "./kfd_module.ts";
 import type { svm_range_list } from "./kfd_svm.ts";
 import type { kfd_event_state } from "./kfd_events.ts";
@@ -173,6 +175,7 @@ export class kfd_node {
   /** The KFD interrupt ring: raw IVs copied in hard-IRQ context, handled by interrupt_work. */
   readonly ih_fifo: Uint32Array[] = [];
   interrupts_active = false;
+  readonly interrupt_lock: spinlock_t;
   readonly interrupt_work: work_struct;
   /** SMI event readers (kfd_smi_events.ts). */
   readonly smi_clients: kfd_smi_client[] = [];
@@ -186,6 +189,7 @@ export class kfd_node {
     vm_info: kfd_vmid_info,
   ) {
     this.vm_info = vm_info;
+    this.interrupt_lock = new spinlock_t(adev.k, "&node->interrupt_lock");
     this.interrupt_work = new work_struct();
   }
 
@@ -287,12 +291,16 @@ export class kfd_process_device {
   readonly qpd: qcm_process_device;
   /** The render-node file whose VM became the process's compute VM (AMDKFD_IOC_ACQUIRE_VM). */
   drm_priv: unknown = null;
+  /** The render-node file itself; the pdd holds a reference while the VM is acquired. */
+  drm_file: file | null = null;
   lds_base = 0;
   lds_limit = 0;
   scratch_base = 0;
   scratch_limit = 0;
   gpuvm_base = 0;
   gpuvm_limit = 0;
+  /** The process's doorbell slice in the BAR (kfd_doorbell.ts), -1 until its first queue. */
+  doorbell_index = -1;
   /** Set once the process is bound to the device (kfd_bind_process_to_device). */
   bound = false;
   already_dequeued = false;
@@ -346,12 +354,16 @@ export class kfd_process {
   kobj_queues: kobject | null = null;
   readonly sysfs_attrs: kobj_attribute[] = [];
 
+  /** The process's mm; null once its MMU notifier released (exit_mmap). */
+  mm: mm_struct | null;
+
   constructor(
     readonly amdkfd: amdkfd,
-    readonly mm: mm_struct,
+    mm: mm_struct,
     readonly lead_thread: task_struct,
     notifier_ops: mmu_notifier_ops,
   ) {
+    this.mm = mm;
     this.ref = new kref(amdkfd.k);
     this.mutex = new mutex(amdkfd.k, "&p->mutex");
     this.mmu_notifier = new kfd_process_mmu_notifier(notifier_ops, this);

@@ -52,7 +52,7 @@ import {
   type gpu_bitmap, type kfd_node, type kfd_process, type kfd_process_device,
 } from "./kfd_priv.ts";
 import {
-  kfd_bind_process_to_device, kfd_flush_tlb, kfd_lookup_process_by_mm, kfd_lookup_process_by_pasid,
+  kfd_bind_process_to_device, kfd_flush_tlb, kfd_get_process_mm, kfd_lookup_process_by_mm, kfd_lookup_process_by_pasid,
   kfd_process_device_data_by_id, kfd_process_device_from_gpuidx, kfd_process_gpuid_from_node,
   kfd_process_gpuidx_from_gpuid, kfd_unref_process,
 } from "./kfd_process.ts";
@@ -65,8 +65,7 @@ import { IP_VERSION, type amdgpu_device } from "../amdgpu/amdgpu.ts";
 import { amdgpu_amdkfd_reserve_mem_limit, amdgpu_amdkfd_unreserve_mem_limit, drm_priv_to_vm } from "../amdgpu/amdgpu_amdkfd_gpuvm.ts";
 import { amdgpu_hmm_range_get_pages, amdgpu_hmm_range_get_pages_done, type hmm_range } from "../amdgpu/amdgpu_hmm.ts";
 import { amdgpu_vm_update_pdes, amdgpu_vm_update_range, type amdgpu_vm } from "../amdgpu/amdgpu_vm.ts";
-import { amdgpu_gmc_filter_faults_remove } from "../amdgpu/amdgpu_gmc.ts";
-import { amdgpu_xgmi_same_hive } from "../amdgpu/amdgpu_xgmi.ts";
+import { amdgpu_gmc_filter_faults_remove, type amdgpu_pte_flags } from "../amdgpu/amdgpu_gmc.ts";
 import { amdgpu_ih_wait_on_checkpoint_process_ts } from "../amdgpu/amdgpu_ih.ts";
 import {
   AMDGPU_MTYPE_CC, AMDGPU_MTYPE_NC, AMDGPU_MTYPE_RW, AMDGPU_MTYPE_UC, AMDGPU_PTE_EXECUTABLE, AMDGPU_PTE_MTYPE_VG10_HI,
@@ -234,9 +233,14 @@ export function KFD_IS_SVM_API_SUPPORTED(adev: amdgpu_device): boolean {
   return adev.kfd.pgmap?.type !== 0 || adev.kfd.dev?.amdkfd.svm_migrate === null;
 }
 
-/** SVM_ADEV_PGMAP_OWNER(): the hive if the GPU is in one, else the device. */
+/** SVM_ADEV_PGMAP_OWNER(): the hive if the GPU is in one, else the device (kemu has no XGMI). */
 export function SVM_ADEV_PGMAP_OWNER(adev: amdgpu_device): unknown {
-  return adev.gmc.xgmi?.hive ?? adev;
+  return adev;
+}
+
+/** amdgpu_xgmi_same_hive(): kemu models no XGMI links, so no two devices share a hive. */
+function amdgpu_xgmi_same_hive(_a: amdgpu_device, _b: amdgpu_device): boolean {
+  return false;
 }
 
 /** svm_range_lock()/svm_range_unlock(): the notifier lock (no-reclaim scope in the kernel). */
@@ -898,7 +902,7 @@ function svm_nodes_in_same_hive(a: kfd_node, b: kfd_node): boolean {
  * memory is UC when coherent else NC (snooped within a hive). kemu encodes the flags directly
  * in the GFX9 PTE format instead of going through amdgpu_gem_va_map_flags().
  */
-export function svm_range_get_pte_flags(node: kfd_node, prange: svm_range, domain: number): [number, number] {
+export function svm_range_get_pte_flags(node: kfd_node, prange: svm_range, domain: number): amdgpu_pte_flags {
   const flags = prange.flags;
   const vram = domain === SVM_RANGE_VRAM_DOMAIN;
   let snoop = !vram;
@@ -915,12 +919,12 @@ export function svm_range_get_pte_flags(node: kfd_node, prange: svm_range, domai
   if (snoop) lo |= AMDGPU_PTE_SNOOPED;
   if (flags & KFD_IOCTL_SVM_FLAG_GPU_RO) lo &= ~AMDGPU_PTE_WRITEABLE;
   if (flags & KFD_IOCTL_SVM_FLAG_GPU_EXEC) lo |= AMDGPU_PTE_EXECUTABLE;
-  return [lo, AMDGPU_PTE_MTYPE_VG10_HI(mtype)];
+  return { lo, hi: AMDGPU_PTE_MTYPE_VG10_HI(mtype) };
 }
 
 /** svm_range_unmap_from_gpu(): clear the PTEs of [start, last] (pages) in one VM. */
 async function svm_range_unmap_from_gpu(adev: amdgpu_device, vm: amdgpu_vm, start: number, last: number, fence: { f: dma_fence | null }): Promise<number> {
-  return amdgpu_vm_update_range(adev, vm, false, true, true, false, null, start, last, [0, 0], 0, 0, null, null, fence);
+  return amdgpu_vm_update_range(adev, vm, false, true, true, false, null, start, last, { lo: 0, hi: 0 }, 0, 0, null, null, fence);
 }
 
 /**
@@ -950,7 +954,7 @@ export async function svm_range_unmap_from_gpus(prange: svm_range, start: number
       dma_fence_put(fence.f);
       if (r) break;
     }
-    await kfd_flush_tlb(pdd, TLB_FLUSH_HEAVYWEIGHT);
+    kfd_flush_tlb(pdd, TLB_FLUSH_HEAVYWEIGHT);
   }
   return r;
 }
@@ -972,7 +976,7 @@ async function svm_range_map_to_gpu(
     dma_addr[i] = dma_addr[i]! - last_domain;
     if (i < offset + npages - 1 && last_domain === dma_addr[i + 1]! % 2) continue;
     const pte_flags = svm_range_get_pte_flags(pdd.dev, prange, last_domain);
-    if (readonly) pte_flags[0] &= ~AMDGPU_PTE_WRITEABLE;
+    if (readonly) pte_flags.lo &= ~AMDGPU_PTE_WRITEABLE;
     const r = await amdgpu_vm_update_range(adev, vm, false, false, flush_tlb, true, null, last_start, prange.start + i,
       pte_flags, (last_start - prange.start) * PAGE_SIZE, bo_adev ? bo_adev.vm_manager.vram_base_offset : 0, null, dma_addr, null);
     for (let j = last_start - prange.start; j <= i; j++) dma_addr[j] = dma_addr[j]! + last_domain;
@@ -1010,7 +1014,7 @@ async function svm_range_map_to_gpus(prange: svm_range, offset: number, npages: 
       dma_fence_put(fence.f);
       if (r) break;
     }
-    await kfd_flush_tlb(pdd, TLB_FLUSH_LEGACY);
+    kfd_flush_tlb(pdd, TLB_FLUSH_LEGACY);
   }
   return r;
 }
@@ -1146,8 +1150,9 @@ async function svm_range_restore_work(svms: svm_range_list): Promise<void> {
   let evicted_ranges = atomic_read(svms.evicted_ranges);
   if (!evicted_ranges) return;
   const p = svms.process;
-  const mm = p.mm;
-  if (!mmget_not_zero(mm)) return;
+  // Keep the mm while validating; it is gone once the process is released.
+  const mm = kfd_get_process_mm(p);
+  if (!mm) return;
   const process_info = p.kgd_process_info;
   await mutex_lock(process_info.lock);
   await svm_range_list_lock_and_flush_work(svms, mm);
@@ -1465,8 +1470,8 @@ function vma_is_initial_stack(vma: vm_area_struct): boolean {
  * svm_range_get_range_boundaries(): the window an unregistered fault at page `addr` creates —
  * its VMA ∩ the 2 MiB-aligned block around it, trimmed so it reaches into no registered range.
  */
-function svm_range_get_range_boundaries(p: kfd_process, addr: number, out: { start: number; last: number; is_heap_stack: boolean }): number {
-  const vma = vma_lookup(p.mm, addr * PAGE_SIZE);
+function svm_range_get_range_boundaries(p: kfd_process, mm: mm_struct, addr: number, out: { start: number; last: number; is_heap_stack: boolean }): number {
+  const vma = vma_lookup(mm, addr * PAGE_SIZE);
   if (!vma) return -EFAULT;
   // kemu has no brk heap: only the initial stack counts.
   out.is_heap_stack = vma_is_initial_stack(vma);
@@ -1487,6 +1492,14 @@ function svm_range_get_range_boundaries(p: kfd_process, addr: number, out: { sta
   return 0;
 }
 
+/** The first BO mapping of `vm` overlapping GPU pages [start, last] (the kernel's vm->va tree). */
+function amdgpu_vm_mapping_overlapping(vm: amdgpu_vm, start: number, last: number): { start: number; last: number } | null {
+  for (const bo_va of vm.bo_vas) {
+    for (const m of bo_va.mappings) if (m.start <= last && m.last >= start) return m;
+  }
+  return null;
+}
+
 /**
  * svm_range_check_vm(): -EADDRINUSE if [start, last] (pages) overlaps a GPU VA mapping of a
  * KFD BO in any of the process's VMs; the mapping's bounds are returned in `bo`.
@@ -1495,7 +1508,7 @@ async function svm_range_check_vm(p: kfd_process, start: number, last: number, b
   for (let i = 0; i < p.n_pdds; i++) {
     const vm = drm_priv_to_vm(p.pdds[i]!.drm_priv);
     if (!vm) continue;
-    const mapping = interval_tree_iter_first(vm.va, start, last);
+    const mapping = amdgpu_vm_mapping_overlapping(vm, start, last);
     if (mapping) {
       if (bo) {
         bo.s = mapping.start;
@@ -1514,7 +1527,7 @@ async function svm_range_check_vm(p: kfd_process, start: number, last: number, b
  */
 async function svm_range_create_unregistered_range(node: kfd_node, p: kfd_process, mm: mm_struct, addr: number): Promise<svm_range | null> {
   const b = { start: 0, last: 0, is_heap_stack: false };
-  if (svm_range_get_range_boundaries(p, addr, b)) return null;
+  if (svm_range_get_range_boundaries(p, mm, addr, b)) return null;
   const bo = { s: 0, l: 0 };
   const r = await svm_range_check_vm(p, b.start, b.last, bo);
   if (r === -EADDRINUSE) {
@@ -1590,8 +1603,8 @@ async function svm_range_restore_pages_locked(adev: amdgpu_device, p: kfd_proces
   const timestamp = p.k.ktime_get();
   if (atomic_read(svms.drain_pagefaults)) return { err: 0, node: null };
   if (!p.xnack_enabled) return { err: -EFAULT, node: null };
-  const mm = p.mm;
-  if (!mmget_not_zero(mm)) return { err: 0, node: null };
+  const mm = kfd_get_process_mm(p);
+  if (!mm) return { err: 0, node: null };
   const node = kfd_node_by_irq_ids(adev, node_id, vmid);
   if (!node) {
     await mmput(mm);
@@ -1741,12 +1754,12 @@ export function svm_range_list_init(p: kfd_process): number {
  * svm_range_is_valid(): every page of [start, start + size) (pages) lies in a VMA that is not
  * VM_IO/VM_PFNMAP/VM_MIXEDMAP (else -EFAULT), and no KFD BO mapping overlaps it (-EADDRINUSE).
  */
-async function svm_range_is_valid(p: kfd_process, start: number, size: number): Promise<number> {
+async function svm_range_is_valid(p: kfd_process, mm: mm_struct, start: number, size: number): Promise<number> {
   const device_vma = VM_IO | VM_PFNMAP | VM_MIXEDMAP;
   let s = start * PAGE_SIZE;
   const end = s + size * PAGE_SIZE;
   do {
-    const vma = vma_lookup(p.mm, s);
+    const vma = vma_lookup(mm, s);
     if (!vma || vma.vm_flags & device_vma) return -EFAULT;
     s = Math.min(end, vma.vm_end);
   } while (s < end);
@@ -1816,7 +1829,7 @@ async function svm_range_set_attr(p: kfd_process, mm: mm_struct, start: number, 
   const svms = p.svms;
   await mutex_lock(process_info.lock);
   await svm_range_list_lock_and_flush_work(svms, mm);
-  r = await svm_range_is_valid(p, start, size);
+  r = await svm_range_is_valid(p, mm, start, size);
   if (r) {
     mmap_write_unlock(mm);
     mutex_unlock(process_info.lock);
@@ -1894,7 +1907,7 @@ async function svm_range_get_attr(p: kfd_process, mm: mm_struct, start: number, 
   // Settle earlier munmaps first; a concurrent one is the application's race.
   await p.amdkfd.wqs.flush_work(svms.deferred_list_work);
   await mmap_read_lock(mm);
-  let r = await svm_range_is_valid(p, start, size);
+  let r = await svm_range_is_valid(p, mm, start, size);
   mmap_read_unlock(mm);
   if (r) return r;
   const want = { preferred: false, prefetch: false, access: false, flags: false, granularity: false };

@@ -61,6 +61,14 @@ export const mmPCIE_DATA2 = 0x000f;
 export const mmREFCLK_TIMESTAMP_LO = 0x0018;
 export const mmREFCLK_TIMESTAMP_HI = 0x0019;
 
+// ---- ATC (APU parts): VMID → PASID mapping for translation through the IOMMU (0x0100..0x010f) --
+
+/** ATC_VMID{0..15}_PASID_MAPPING: a VMID whose VALID bit is set translates through the IOMMU with PASID. */
+export const ATC_BASE = 0x0100;
+export const mmATC_VMID0_PASID_MAPPING = ATC_BASE;
+export const ATC_VMID0_PASID_MAPPING__PASID: RegField = [0, 16];
+export const ATC_VMID0_PASID_MAPPING__VALID: RegField = [31, 1];
+
 // ---- VM hubs: GFXHUB (GFX/compute, UTCL2) and MMHUB (multimedia, SDMA on GFX9) ----------------
 
 export const GFXHUB_BASE = 0x0800;

@@ -1,0 +1,79 @@
+// Mirrors drivers/gpu/drm/amd/amdkfd/kfd_mqd_manager_v9.c (Linux 6.8), compute queues: the
+// memory queue descriptor of a user queue (ring base and size, read/write pointer addresses,
+// doorbell, VMID) and loading it into / unloading it from a hardware queue slot through the
+// kfd2kgd functions of amdgpu_amdkfd_gfx_v9.
+//
+// kemu: the CP saves a preempted queue's read and write pointers into its MQD (CWSR would save
+// the waves too; kemu's CP keeps them in the slot, which stays the queue's while it lives).
+// amdgpu's hqd_destroy has no MQD argument, so destroy_mqd reads them back first.
+
+import { RREG32 } from "../amdgpu/amdgpu_device.ts";
+import { amdgpu_gfx_with_grbm } from "../amdgpu/amdgpu_gfx.ts";
+import { kgd_gfx_v9_hqd_destroy, kgd_gfx_v9_hqd_is_occupied, kgd_gfx_v9_hqd_load } from "../amdgpu/amdgpu_amdkfd_gfx_v9.ts";
+import type { v9_mqd } from "../include/v9_structs.ts";
+import {
+  CP_HQD_PQ_CONTROL__QUEUE_SIZE, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, REG_SET_FIELD, mmCP_HQD_PQ_RPTR,
+  mmCP_HQD_PQ_WPTR_HI, mmCP_HQD_PQ_WPTR_LO,
+} from "../include/asic_reg/kemu_gpu_regs.ts";
+import type { kfd_node, queue_properties } from "./kfd_priv.ts";
+
+/** KFD_UNMAP_LATENCY_MS: how long a preemption may take. */
+export const KFD_UNMAP_LATENCY_MS = 4000;
+const KFD_MEC = 1;
+
+function lo32(v: number): number {
+  return v % 2 ** 32;
+}
+function hi32(v: number): number {
+  return Math.floor(v / 2 ** 32) % 2 ** 32;
+}
+
+/** init_mqd(): a fresh descriptor for queue `q` (inactive; update_mqd fills the rest). */
+export function init_mqd(q: queue_properties): v9_mqd {
+  const m: v9_mqd = {
+    cp_hqd_active: 0, cp_hqd_vmid: 0, cp_hqd_pq_base_lo: 0, cp_hqd_pq_base_hi: 0, cp_hqd_pq_rptr: 0,
+    cp_hqd_pq_rptr_report_addr_lo: 0, cp_hqd_pq_rptr_report_addr_hi: 0, cp_hqd_pq_wptr_poll_addr_lo: 0,
+    cp_hqd_pq_wptr_poll_addr_hi: 0, cp_hqd_pq_doorbell_control: 0, cp_hqd_pq_control: 0, cp_hqd_pq_wptr_lo: 0,
+    cp_hqd_pq_wptr_hi: 0,
+  };
+  update_mqd(m, q);
+  return m;
+}
+
+/**
+ * update_mqd(): ring base (256-byte units), size as log2(dwords) - 1, the user's read/write
+ * pointer addresses, the doorbell dword offset and the VMID.
+ */
+export function update_mqd(m: v9_mqd, q: queue_properties): void {
+  const base = q.queue_address / 256;
+  m.cp_hqd_pq_base_lo = lo32(base);
+  m.cp_hqd_pq_base_hi = hi32(base);
+  m.cp_hqd_pq_control = REG_SET_FIELD(0, CP_HQD_PQ_CONTROL__QUEUE_SIZE, Math.max(Math.log2(q.queue_size / 4) - 1, 0));
+  m.cp_hqd_pq_rptr_report_addr_lo = lo32(q.read_ptr);
+  m.cp_hqd_pq_rptr_report_addr_hi = hi32(q.read_ptr);
+  m.cp_hqd_pq_wptr_poll_addr_lo = lo32(q.write_ptr);
+  m.cp_hqd_pq_wptr_poll_addr_hi = hi32(q.write_ptr);
+  m.cp_hqd_pq_doorbell_control = REG_SET_FIELD(0, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, q.doorbell_off);
+  m.cp_hqd_vmid = q.vmid;
+}
+
+/** load_mqd(): the queue starts fetching from where it left off (the saved pointers). */
+export function load_mqd(dev: kfd_node, m: v9_mqd, pipe: number, queue: number): Promise<number> {
+  return kgd_gfx_v9_hqd_load(dev.adev, m, pipe, queue);
+}
+
+/** destroy_mqd(): preempt the queue, saving its read and write pointers into the MQD. */
+export async function destroy_mqd(dev: kfd_node, m: v9_mqd, timeout_ms: number, pipe: number, queue: number): Promise<number> {
+  const adev = dev.adev;
+  const r = await kgd_gfx_v9_hqd_destroy(adev, pipe, queue, timeout_ms);
+  await amdgpu_gfx_with_grbm(adev, KFD_MEC, pipe, queue, 0, () => {
+    m.cp_hqd_pq_rptr = RREG32(adev, mmCP_HQD_PQ_RPTR);
+    m.cp_hqd_pq_wptr_lo = RREG32(adev, mmCP_HQD_PQ_WPTR_LO);
+    m.cp_hqd_pq_wptr_hi = RREG32(adev, mmCP_HQD_PQ_WPTR_HI);
+  });
+  return r;
+}
+
+export function is_occupied(dev: kfd_node, queue_address: number, pipe: number, queue: number): Promise<boolean> {
+  return kgd_gfx_v9_hqd_is_occupied(dev.adev, queue_address, pipe, queue);
+}

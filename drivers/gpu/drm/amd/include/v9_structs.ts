@@ -1,0 +1,27 @@
+// Mirrors drivers/gpu/drm/amd/include/v9_structs.h (Linux 6.8), reduced: the part of the GFX9
+// memory queue descriptor (MQD) that hqd_load() copies into the HQD registers of kemu's CP, in
+// register order (CP_HQD_ACTIVE .. CP_HQD_PQ_WPTR_HI). KFD fills one per user queue.
+
+export interface v9_mqd {
+  cp_hqd_active: number;
+  cp_hqd_vmid: number;
+  cp_hqd_pq_base_lo: number;
+  cp_hqd_pq_base_hi: number;
+  cp_hqd_pq_rptr: number;
+  cp_hqd_pq_rptr_report_addr_lo: number;
+  cp_hqd_pq_rptr_report_addr_hi: number;
+  cp_hqd_pq_wptr_poll_addr_lo: number;
+  cp_hqd_pq_wptr_poll_addr_hi: number;
+  cp_hqd_pq_doorbell_control: number;
+  cp_hqd_pq_control: number;
+  cp_hqd_pq_wptr_lo: number;
+  cp_hqd_pq_wptr_hi: number;
+}
+
+/** The MQD fields in HQD register order, starting at mmCP_HQD_ACTIVE. */
+export const V9_MQD_HQD_ORDER: ReadonlyArray<keyof v9_mqd> = [
+  "cp_hqd_active", "cp_hqd_vmid", "cp_hqd_pq_base_lo", "cp_hqd_pq_base_hi", "cp_hqd_pq_rptr",
+  "cp_hqd_pq_rptr_report_addr_lo", "cp_hqd_pq_rptr_report_addr_hi", "cp_hqd_pq_wptr_poll_addr_lo",
+  "cp_hqd_pq_wptr_poll_addr_hi", "cp_hqd_pq_doorbell_control", "cp_hqd_pq_control", "cp_hqd_pq_wptr_lo",
+  "cp_hqd_pq_wptr_hi",
+];

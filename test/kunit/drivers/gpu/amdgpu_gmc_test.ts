@@ -1,0 +1,225 @@
+// KUnit suite for the GPU VM path: the retry-fault filter (window, duplicates, expiry), a GPU
+// access through a stale TLB entry (old data until the flush), retry faults that stall a wave
+// and replay once KFD's hook maps the page (through IH ring 1 on gfx90a, through the software
+// ring on navi10), XNACK-off faults reported with the decoded VM_L2_PROTECTION_FAULT_STATUS,
+// and an unserved retry fault turning into a no-retry fault.
+
+import {
+  KUNIT_ASSERT_EQ, KUNIT_ASSERT_TRUE, KUNIT_CASE, KUNIT_CASE_PARAM, KUNIT_ARRAY_PARAM, KUNIT_EXPECT_EQ, KUNIT_EXPECT_FALSE,
+  KUNIT_EXPECT_GE, KUNIT_EXPECT_TRUE, kunit_add_action, type kunit, type kunit_suite,
+} from "../../../../lib/kunit/test.ts";
+import type { amdgpu_device } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu.ts";
+import { AMDGPU_GEM_DOMAIN_GTT, AMDGPU_GEM_DOMAIN_VRAM } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_object.ts";
+import { amdgpu_gmc_filter_faults, AMDGPU_GMC_FAULT_TIMEOUT } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_gmc.ts";
+import { amdgpu_vm_flush_compute_tlb } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_vm.ts";
+import { amdgpu_amdkfd_register_kfd, amdgpu_amdkfd_unregister_kfd, type kgd2kfd_calls } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd.ts";
+import type { kfd_dev } from "../../../../drivers/gpu/drm/amd/amdkfd/kfd_priv.ts";
+import { global_load_dword, global_load_dwordx2, global_store_dword, s_endpgm, SREG_KERNARG } from "../../../../hw/amdgpu/isa.ts";
+import { SOC15_IH_CLIENTID_UTCL2 } from "../../../../drivers/gpu/drm/amd/include/soc15_ih_clientid.ts";
+import { ComputeCtx, RW, get_adev, get_gpu_hw, gpu_machine, kernel_bo, MiB, CTRL_VA } from "./amdgpu_harness.ts";
+
+const A_VA = 0x4000_0000;
+const B_VA = 0x4100_0000;
+
+/** s4 = kernarg[0], s5 = kernarg[1]; *s5 = *s4 (one dword). */
+function copy_dword_program(c: ComputeCtx): number {
+  return c.load_program([
+    global_load_dwordx2(4, SREG_KERNARG, 0),
+    global_load_dwordx2(5, SREG_KERNARG, 8),
+    global_load_dword(6, 4),
+    global_store_dword(5, 6),
+    s_endpgm(),
+  ]);
+}
+
+/** A stand-in for amdkfd: records forwarded IVs, serves retry faults with `restore`. */
+function fake_kfd(test: kunit, restore: kgd2kfd_calls["svm_range_restore_pages"]): { ivs: Uint32Array[]; faults: number[] } {
+  const seen = { ivs: [] as Uint32Array[], faults: [] as number[] };
+  const calls: kgd2kfd_calls = {
+    probe: () => ({}) as kfd_dev,
+    device_init: async () => true,
+    device_exit: async () => {},
+    interrupt: (_kfd, iv) => {
+      seen.ivs.push(Uint32Array.from(iv));
+    },
+    svm_range_restore_pages: async (adev, pasid, vmid, node, addr, ts, write) => {
+      seen.faults.push(addr);
+      return restore(adev, pasid, vmid, node, addr, ts, write);
+    },
+  };
+  return Object.assign(seen, { calls });
+}
+
+async function register_kfd(test: kunit, calls: kgd2kfd_calls): Promise<void> {
+  KUNIT_ASSERT_EQ(test, await amdgpu_amdkfd_register_kfd(test.k, calls), 0);
+  kunit_add_action(test, () => amdgpu_amdkfd_unregister_kfd(test.k));
+}
+
+// ---- the fault filter ----------------------------------------------------------------------
+
+/** Duplicates inside the 5000-tick window are dropped; the window is inclusive; keys differ. */
+function fault_filter_window(test: kunit): void {
+  const adev = get_adev(test);
+  const ih = adev.irq.ih;
+  const t = ih.processed_timestamp + 100000;
+  const addr = 0x7f00_1234_5000;
+  const f = (a: number, pasid: number, ts: number) => amdgpu_gmc_filter_faults(adev, ih, a, pasid, ts);
+  KUNIT_EXPECT_FALSE(test, f(addr, 0x8001, t), "first fault passes");
+  KUNIT_EXPECT_TRUE(test, f(addr + 0x123, 0x8001, t + 100), "same page, same pasid: dropped");
+  KUNIT_EXPECT_TRUE(test, f(addr, 0x8001, t + AMDGPU_GMC_FAULT_TIMEOUT), "still inside the window");
+  KUNIT_EXPECT_FALSE(test, f(addr, 0x8002, t + 200), "another pasid passes");
+  KUNIT_EXPECT_FALSE(test, f(addr + 4096, 0x8001, t + 300), "another page passes");
+  KUNIT_EXPECT_FALSE(test, f(addr, 0x8001, t + AMDGPU_GMC_FAULT_TIMEOUT + 1), "after the window it passes again");
+  KUNIT_EXPECT_TRUE(test, f(addr, 0x8001, t + AMDGPU_GMC_FAULT_TIMEOUT + 2), "and is recorded again");
+  KUNIT_EXPECT_TRUE(test, f(addr, 0x8001, ih.processed_timestamp - 1), "older than what was processed: stale");
+}
+
+/**
+ * The filter on real vectors: the GPU raises a retry IV twice for one page (routed to IH ring 1
+ * on gfx90a); the second, inside the window, never reaches the handler; one after the window
+ * does.
+ */
+async function fault_filter_drops_repeats(test: kunit): Promise<void> {
+  const adev = get_adev(test);
+  const hw = get_gpu_hw(test);
+  const before = test.k.log.dmesg().filter((l) => l.includes("retry page fault")).length;
+  const iv = { client_id: SOC15_IH_CLIENTID_UTCL2, src_id: 0, vmid: 9, src_data: [0x12345, 0x80, 0, 0], retry_fault: true };
+  hw.ih.post(iv);
+  await test.k.msleep(1);
+  hw.ih.post(iv);
+  await test.k.msleep(1);
+  const mid = test.k.log.dmesg().filter((l) => l.includes("retry page fault")).length;
+  KUNIT_EXPECT_EQ(test, mid - before, 1, "the repeat inside the window was filtered");
+  await test.k.msleep(1);
+  hw.ih.post(iv);
+  await test.k.msleep(1);
+  const after = test.k.log.dmesg().filter((l) => l.includes("retry page fault")).length;
+  KUNIT_EXPECT_EQ(test, after - before, 2, "after the window the fault is handled again");
+  KUNIT_EXPECT_GE(test, adev.irq.ih1.processed_timestamp, 1, "ring 1 carried the retry faults");
+}
+
+// ---- TLB ----------------------------------------------------------------------------------
+
+/** A PTE rewritten without a flush keeps translating to the old page until the TLB flush. */
+async function stale_tlb_until_flush(test: kunit): Promise<void> {
+  const adev = get_adev(test);
+  const c = await ComputeCtx.create(test, adev, {});
+  const a = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_VRAM);
+  const b = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_VRAM);
+  const out = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_GTT);
+  a.cpu.wr32(0, 0x1111);
+  b.cpu.wr32(0, 0x2222);
+  KUNIT_ASSERT_EQ(test, await c.map(A_VA, a.bo, RW), 0);
+  KUNIT_ASSERT_EQ(test, await c.map(B_VA, out.bo, RW), 0);
+  const prog = copy_dword_program(c);
+  KUNIT_ASSERT_TRUE(test, await c.run(prog, [A_VA, B_VA]));
+  KUNIT_EXPECT_EQ(test, out.cpu.rd32(0), 0x1111);
+  // Remap A_VA to b without flushing: the GPU still uses the cached translation.
+  KUNIT_ASSERT_EQ(test, await c.map(A_VA, b.bo, RW, false), 0);
+  KUNIT_ASSERT_TRUE(test, await c.run(prog, [A_VA, B_VA]));
+  KUNIT_EXPECT_EQ(test, out.cpu.rd32(0), 0x1111, "stale TLB entry: old page");
+  amdgpu_vm_flush_compute_tlb(adev, c.vm, 0);
+  KUNIT_ASSERT_TRUE(test, await c.run(prog, [A_VA, B_VA]));
+  KUNIT_EXPECT_EQ(test, out.cpu.rd32(0), 0x2222, "after the flush: new page");
+}
+
+// ---- retry faults -----------------------------------------------------------------------------
+
+/**
+ * A wave reads a page that is not mapped: the access stalls, the retry fault reaches the KFD
+ * hook (once: repeats are filtered), the hook maps the page, the TLB flush replays the access
+ * and the wave completes with the right data.
+ */
+async function retry_fault_stall_and_replay(test: kunit): Promise<void> {
+  const adev = get_adev(test);
+  const data = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_VRAM);
+  const out = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_GTT);
+  data.cpu.wr32(0, 0xbeef0001);
+  let ctx: ComputeCtx | null = null;
+  const kfd = fake_kfd(test, async (_adev: amdgpu_device, _pasid, _vmid, _node, addr) => {
+    if (addr !== A_VA / 4096) return -14;
+    // What svm_range_restore_pages ends with: map the page and flush the TLB.
+    return ctx!.map(A_VA, data.bo, RW, true);
+  });
+  await register_kfd(test, (kfd as unknown as { calls: kgd2kfd_calls }).calls);
+  ctx = await ComputeCtx.create(test, adev, { compute: true, xnack: true });
+  KUNIT_ASSERT_EQ(test, await ctx.map(B_VA, out.bo, RW), 0);
+  const t0 = test.k.ktime_get();
+  const hub = get_gpu_hw(test).gfxhub;
+  const stalls0 = hub.stats.retry_faults;
+  KUNIT_ASSERT_TRUE(test, await ctx.run(copy_dword_program(ctx), [A_VA, B_VA]), "the wave completes");
+  KUNIT_EXPECT_EQ(test, out.cpu.rd32(0), 0xbeef0001);
+  KUNIT_EXPECT_EQ(test, kfd.faults.length, 1, "one fault served (duplicates filtered)");
+  KUNIT_EXPECT_EQ(test, kfd.faults[0], A_VA / 4096);
+  KUNIT_EXPECT_GE(test, hub.stats.retry_faults - stalls0, 1);
+  KUNIT_EXPECT_GE(test, test.k.ktime_get() - t0, 1000, "the fault cost virtual time");
+  KUNIT_EXPECT_FALSE(test, test.k.log.dmesg().some((l) => l.includes("page fault (src_id")), "nothing was reported");
+}
+
+/** XNACK off: the fault is final, logged with the decoded status, forwarded to KFD; the wave goes on. */
+async function noretry_fault_logged(test: kunit): Promise<void> {
+  const adev = get_adev(test);
+  const out = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_GTT);
+  out.cpu.wr32(0, 0x5555);
+  const kfd = fake_kfd(test, async () => -14);
+  await register_kfd(test, (kfd as unknown as { calls: kgd2kfd_calls }).calls);
+  const c = await ComputeCtx.create(test, adev, { compute: true, xnack: false });
+  KUNIT_ASSERT_EQ(test, await c.map(B_VA, out.bo, RW), 0);
+  KUNIT_ASSERT_TRUE(test, await c.run(copy_dword_program(c), [A_VA, B_VA]), "the wave still completes");
+  KUNIT_EXPECT_EQ(test, out.cpu.rd32(0), 0, "the read came from the dummy page");
+  const log = test.k.log.dmesg().join("\n");
+  const gfx9 = adev.ip_versions.gc[0] === 9;
+  KUNIT_EXPECT_TRUE(test, log.includes(gfx9 ? "[gfxhub0] no-retry page fault" : "[gfxhub] page fault"), "fault reported");
+  KUNIT_EXPECT_TRUE(test, log.includes(`in page starting at address 0x${A_VA.toString(16).padStart(16, "0")}`));
+  KUNIT_EXPECT_TRUE(test, log.includes(gfx9 ? "VM_L2_PROTECTION_FAULT_STATUS:0x" : "GCVM_L2_PROTECTION_FAULT_STATUS:0x"));
+  KUNIT_EXPECT_TRUE(test, log.includes("Faulty UTCL2 client ID: TCP (0x8)"), "decoded CID");
+  KUNIT_EXPECT_TRUE(test, log.includes("PERMISSION_FAULTS: 0x1"), "invalid PTE");
+  KUNIT_EXPECT_EQ(test, kfd.faults.length, 0, "no retry, no restore");
+  KUNIT_EXPECT_TRUE(test, kfd.ivs.some((iv) => (iv[0]! & 0xff) === SOC15_IH_CLIENTID_UTCL2), "KFD got the IV");
+  KUNIT_EXPECT_EQ(test, c.vm.fault_info?.addr, A_VA, "fault cached for the VM");
+}
+
+/** KFD cannot serve the retry fault: amdgpu writes the no-retry PTE and the retry ends as a no-retry fault. */
+async function unserved_retry_becomes_noretry(test: kunit): Promise<void> {
+  const adev = get_adev(test);
+  const out = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_GTT);
+  const kfd = fake_kfd(test, async () => -14);
+  await register_kfd(test, (kfd as unknown as { calls: kgd2kfd_calls }).calls);
+  const c = await ComputeCtx.create(test, adev, { compute: true, xnack: true });
+  KUNIT_ASSERT_EQ(test, await c.map(B_VA, out.bo, RW), 0);
+  KUNIT_ASSERT_TRUE(test, await c.run(copy_dword_program(c), [A_VA, B_VA], 100));
+  KUNIT_EXPECT_EQ(test, kfd.faults.length, 1);
+  const log = test.k.log.dmesg().join("\n");
+  KUNIT_EXPECT_TRUE(test, log.includes("page fault (src_id:0"), "the final fault was reported");
+  KUNIT_EXPECT_GE(test, get_gpu_hw(test).gfxhub.stats.noretry_faults, 1);
+  KUNIT_EXPECT_EQ(test, CTRL_VA % 4096, 0);
+}
+
+const ASICS = ["gfx90a", "navi10"] as const;
+
+async function retry_fault_per_asic(test: kunit): Promise<void> {
+  await retry_fault_stall_and_replay(test);
+}
+
+export const amdgpu_gmc_test_suite: kunit_suite = {
+  name: "amdgpu_gmc",
+  machine: gpu_machine("gfx90a", 256 * MiB),
+  test_cases: [
+    KUNIT_CASE(fault_filter_window),
+    KUNIT_CASE(fault_filter_drops_repeats),
+    KUNIT_CASE(stale_tlb_until_flush),
+    KUNIT_CASE(retry_fault_stall_and_replay),
+    KUNIT_CASE(noretry_fault_logged),
+    KUNIT_CASE(unserved_retry_becomes_noretry),
+  ],
+};
+
+export const amdgpu_gmc_v10_test_suite: kunit_suite = {
+  name: "amdgpu_gmc_v10",
+  machine: gpu_machine("navi10", 128 * MiB),
+  test_cases: [
+    KUNIT_CASE_PARAM(retry_fault_per_asic, KUNIT_ARRAY_PARAM(ASICS.slice(1), (a) => a)),
+    KUNIT_CASE(noretry_fault_logged),
+    KUNIT_CASE(stale_tlb_until_flush),
+  ],
+};
