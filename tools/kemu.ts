@@ -12,6 +12,7 @@
 //   kemu dmesg [scenario] [--follow]       the kernel log of a run, live with --follow
 //   --seed N (anywhere)                    seed of every machine booted
 
+import { runDemo } from "./demo.ts";
 import { readFileSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { Command, InvalidArgumentError } from "commander";
@@ -258,8 +259,10 @@ function buildCli(): Command {
     .action(selftestRun);
 
   program.command("demo")
-    .description("boot the default machine, print its dmesg and shut it down")
-    .action(async (_opts: object, cmd: Command) => bootAndShutdown(readSpec(undefined, globalSeed(cmd))));
+    .description("boot the default machine and narrate how device and system memory trade pages")
+    .action(async (_opts: object, cmd: Command) => {
+      process.exitCode = await runDemo(globalSeed(cmd), out);
+    });
 
   register_scenario_commands(program, { out, fail, progress, seed: globalSeed });
   return program;
