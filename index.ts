@@ -6,7 +6,7 @@ import "reflect-metadata";
 export { boot } from "./kernel/boot.ts";
 export { Machine, MachineLeakError } from "./kernel/machine.ts";
 export type { ShutdownOptions } from "./kernel/machine.ts";
-export { DEFAULT_MACHINE, MINIMAL_MACHINE, GiB, MiB } from "./kernel/machine_spec.ts";
+export { DEFAULT_MACHINE, MINIMAL_MACHINE, APU_MACHINE, GiB, MiB } from "./kernel/machine_spec.ts";
 export type { MachineSpec, GpuSpec, TokenOverride } from "./kernel/machine_spec.ts";
 export { Process, SyscallError } from "./tools/runtime/process.ts";
 

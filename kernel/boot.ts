@@ -110,13 +110,16 @@ function register_services(c: DependencyContainer, spec: MachineSpec, built: Bui
 /**
  * The modules loaded at boot: the spec's, with the GPU driver first when the machine has GPUs
  * (as udev would load it for their PCI ids) unless the command line blacklists it
- * (modprobe.blacklist=amdgpu) or the spec lists it itself.
+ * (modprobe.blacklist=amdgpu) or the spec lists it itself. amdkfd comes with it — in Linux it
+ * is part of amdgpu.ko — unless it is listed or blacklisted too.
  */
 function boot_modules(s: MachineSpec): Array<string | ModuleDef> {
   const mods = [...(s.modules ?? [])];
-  const listed = mods.some((m) => (typeof m === "string" ? m : m.name) === "amdgpu");
-  const blacklisted = /(^|\s)modprobe\.blacklist=(\S*,)?amdgpu(,|\s|$)/.test(s.cmdline ?? "");
-  if ((s.gpus ?? []).length && !listed && !blacklisted) mods.unshift("amdgpu");
+  const listed = (name: string) => mods.some((m) => (typeof m === "string" ? m : m.name) === name);
+  const blacklisted = (name: string) => new RegExp(`(^|\\s)modprobe\\.blacklist=(\\S*,)?${name}(,|\\s|$)`).test(s.cmdline ?? "");
+  if ((s.gpus ?? []).length && !listed("amdgpu") && !blacklisted("amdgpu")) {
+    mods.unshift(...(listed("amdkfd") || blacklisted("amdkfd") ? ["amdgpu"] : ["amdgpu", "amdkfd"]));
+  }
   return mods;
 }
 

@@ -24,7 +24,7 @@ import {
   CMD_INV_IOTLB_PAGES, CMD_INV_IRT, CMD_PREFETCH_IOMMU_PAGES, CONTROL_CMDBUF_EN, CONTROL_COMWAIT_EN, CONTROL_EVT_INT_EN,
   CONTROL_EVT_LOG_EN, CONTROL_IOMMU_EN, CONTROL_PPR_EN, CONTROL_PPRINT_EN, CONTROL_PPRLOG_EN,
   DEV_DOMID_MASK, DEV_ENTRY_MODE_MASK, DEV_ENTRY_MODE_SHIFT, DEV_TABLE_ENTRY_SIZE, DTE_FLAG_GV_HI, DTE_FLAG_IOTLB_HI,
-  DTE_FLAG_IR_HI, DTE_FLAG_IW_HI, DTE_FLAG_TV, DTE_FLAG_V, DTE_GLX_MASK, DTE_GLX_SHIFT_HI, EVENT_ENTRY_SIZE,
+  DTE_FLAG_IR_HI, DTE_FLAG_IW_HI, DTE_FLAG_TV, DTE_FLAG_V, DTE_GLX_MASK, DTE_GLX_SHIFT_HI,
   EVENT_TYPE_ILL_CMD, EVENT_TYPE_ILL_DEV, EVENT_TYPE_INV_DEV_REQ, EVENT_TYPE_INV_PPR_REQ, EVENT_TYPE_PAGE_TAB_ERR,
   FEATURE_GLXVAL_SHIFT, FEATURE_GT_BIT, FEATURE_IA_BIT, FEATURE_NX_BIT, FEATURE_PASID_SHIFT, FEATURE_PPR_BIT,
   FEATURE_PREFETCH_BIT, GCR3_VALID, MMIO_CMD_BUF_OFFSET, MMIO_CMD_HEAD_OFFSET, MMIO_CMD_TAIL_OFFSET, MMIO_CONTROL_OFFSET,
@@ -382,11 +382,20 @@ export class AmdIommuHw implements PciFunctionModel {
   }
 
   /** Writes an event log entry: type in bits 31:28 of dword 1. */
-  private log_event(type: number, devid: number, pasid: number, flags: number, addr: number): void {
+  /**
+   * Writes an event log entry: DeviceID in dword 0 bits 15:0, type in dword 1 bits 31:28, flags
+   * in dword 1 bits 27:16, the address in dwords 2-3. The PASID sits in dword 1 bits 15:0 with
+   * PASID[19:16] in dword 0 bits 19:16 — except INVALID_PPR_REQUEST, which copies the PPR
+   * entry's layout (PASID in dword 0 bits 31:16 and dword 1 bits 13:10, tag in dword 1 bits 9:0).
+   */
+  private log_event(type: number, devid: number, pasid: number, flags: number, addr: number, tag = 0): void {
     this.stats.events++;
     if (!this.ctrl(CONTROL_IOMMU_EN) || !(this.reg(MMIO_STATUS_OFFSET) & MMIO_STATUS_EVT_RUN_MASK)) return;
-    const w0 = ((devid & 0xffff) | ((pasid % 0x10000) << 16)) >>> 0;
-    const w1 = (((flags & 0xfff) << 16) | ((type & 0xf) << 28) | (Math.floor(pasid / 0x10000) & 0xf)) >>> 0;
+    const ppr = type === EVENT_TYPE_INV_PPR_REQ;
+    const lo16 = pasid % 0x10000;
+    const hi4 = Math.floor(pasid / 0x10000) & 0xf;
+    const w0 = ((devid & 0xffff) | (ppr ? lo16 << 16 : hi4 << 16)) >>> 0;
+    const w1 = (((flags & 0xfff) << 16) | ((type & 0xf) << 28) | (ppr ? (tag & 0x3ff) | (hi4 << 10) : lo16)) >>> 0;
     const ok = this.ring_append(MMIO_EVT_BUF_OFFSET, MMIO_EVT_HEAD_OFFSET, MMIO_EVT_TAIL_OFFSET,
       [w0, w1, addr % 2 ** 32, Math.floor(addr / 2 ** 32)]);
     if (ok) {
@@ -434,7 +443,7 @@ export class AmdIommuHw implements PciFunctionModel {
     const tag = (m.prg_index & 0x1ff) | (m.last ? 0x200 : 0);
     const e = this.dte(devid);
     if (!e?.v) {
-      this.log_event(EVENT_TYPE_INV_PPR_REQ, devid, m.pasid ?? 0, flags, m.va);
+      this.log_event(EVENT_TYPE_INV_PPR_REQ, devid, m.pasid ?? 0, flags, m.va, tag);
       this.stats.ppr_dropped++;
       return false;
     }
@@ -451,6 +460,8 @@ export class AmdIommuHw implements PciFunctionModel {
       this.log_event(EVENT_TYPE_ILL_DEV, devid, req.pasid ?? 0, 0, req.va);
       return { status: "ur" };
     }
+    // DTE.I (IOTLB enable): without it the IOMMU does not answer ATS requests of the device.
+    if (!e.iotlb) return { status: "ur" };
     if (req.pasid === null) {
       // kemu models only the "direct map" host table (mode 0): untranslated addresses pass.
       if (e.mode !== 0) return { status: "ur" };

@@ -2,7 +2,8 @@
 // 4 pipes x 8 hardware queue descriptors (HQDs), programmed through the banked CP_HQD_*
 // registers (GRBM_GFX_CNTL selects ME/pipe/queue) as the kernel's hqd_load does. An active HQD
 // fetches 64-byte AQL packets from its ring at the read index, up to the write index its
-// doorbell carries, and runs KERNEL_DISPATCH packets as one wave per workgroup executing kemu's
+// doorbell carries (or, right after the queue is loaded, that its WPTR poll address holds), and
+// runs KERNEL_DISPATCH packets as one wave per workgroup executing kemu's
 // ISA (hw/amdgpu/isa.ts, docs/gpu-isa.md). BARRIER_AND packets wait for their signals. When a
 // dispatch ends the CP decrements the completion signal and, if the signal has an event mailbox,
 // writes the event id there and raises a CP end-of-pipe IV. Every access — packet fetch,
@@ -27,6 +28,7 @@ import {
   REG_GET_FIELD, SH_MEM_CONFIG__RETRY_DISABLE, mmCP_HQD_ACTIVE, mmCP_HQD_DEQUEUE_REQUEST, mmCP_HQD_PQ_BASE,
   mmCP_HQD_PQ_BASE_HI, mmCP_HQD_PQ_CONTROL, mmCP_HQD_PQ_DOORBELL_CONTROL, mmCP_HQD_PQ_RPTR,
   mmCP_HQD_PQ_RPTR_REPORT_ADDR, mmCP_HQD_PQ_RPTR_REPORT_ADDR_HI, mmCP_HQD_PQ_WPTR_HI, mmCP_HQD_PQ_WPTR_LO,
+  mmCP_HQD_PQ_WPTR_POLL_ADDR, mmCP_HQD_PQ_WPTR_POLL_ADDR_HI,
   mmCP_HQD_STATUS0, mmCP_HQD_VMID, mmCP_MEC_CNTL, mmSH_MEM_BASES, mmSH_MEM_CONFIG,
 } from "../../drivers/gpu/drm/amd/include/asic_reg/kemu_gpu_regs.ts";
 import { SOC15_IH_CLIENTID_GRBM_CP, SOC15_IH_CLIENTID_SE0SH } from "../../drivers/gpu/drm/amd/include/soc15_ih_clientid.ts";
@@ -91,6 +93,8 @@ export class Hqd {
   private dispatch: dispatch_state | null = null;
   private wave: wave_state | null = null;
   private running = false;
+  /** Set on activation: fetch the write index once from the WPTR poll address. */
+  private poll_wptr = false;
   private stalled_since = -1;
   private force_noretry = false;
   /** Set when the queue stopped on an error (illegal instruction, bad packet). */
@@ -157,6 +161,7 @@ export class Hqd {
     this.regs[r - HQD_REG_BASE] = v;
     if (r === mmCP_HQD_ACTIVE && !was && this.active) {
       this.error = "";
+      this.poll_wptr = this.wptr_poll_addr !== 0;
       this.kick(0);
     }
   }
@@ -202,8 +207,25 @@ export class Hqd {
     this.running = false;
   }
 
+  private get wptr_poll_addr(): number {
+    return this.reg(mmCP_HQD_PQ_WPTR_POLL_ADDR) + this.reg(mmCP_HQD_PQ_WPTR_POLL_ADDR_HI) * 2 ** 32;
+  }
+
+  /**
+   * The one-shot WPTR poll of a (re)loaded queue: writes made while it was unloaded rang no
+   * doorbell, so the CP reads the user's 64-bit write index from memory before fetching.
+   */
+  private poll_write_index(): step {
+    if (!this.read(this.wptr_poll_addr, this.tmp, CID_CPF, "read")) return { stall: true };
+    const dv = new DataView(this.tmp.buffer);
+    this.wptr = Math.max(this.wptr, dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32);
+    this.poll_wptr = false;
+    return { cost: this.cp.cost.shader_instruction_ns };
+  }
+
   /** One unit of work; cost -1 means nothing to do. */
   private step(): step {
+    if (this.poll_wptr) return this.poll_write_index();
     if (this.wave) return this.wave_step(this.wave);
     if (this.dispatch) return this.dispatch_step(this.dispatch);
     if (this.rptr >= this.wptr) return { cost: -1 };
@@ -281,11 +303,13 @@ export class Hqd {
     const buf = new Uint8Array(24);
     if (!this.read(sig + AMD_SIGNAL_VALUE, buf, CID_CPC, "write")) return false;
     const dv = new DataView(buf.buffer);
+    const mailbox = dv.getUint32(8, true) + dv.getUint32(12, true) * 2 ** 32;
+    // The mailbox must translate before the value changes: a stall replays the whole update.
+    if (mailbox && !this.xlate(mailbox, "write", CID_CPC)) return false;
     const value = dv.getUint32(0, true) + dv.getInt32(4, true) * 2 ** 32 - 1;
     dv.setUint32(0, ((value % 2 ** 32) + 2 ** 32) % 2 ** 32, true);
     dv.setInt32(4, Math.floor(value / 2 ** 32), true);
     if (!this.write(sig + AMD_SIGNAL_VALUE, buf.subarray(0, 8), CID_CPC)) return false;
-    const mailbox = dv.getUint32(8, true) + dv.getUint32(12, true) * 2 ** 32;
     if (mailbox) {
       const event_id = dv.getUint32(16, true);
       const w = new Uint8Array(4);

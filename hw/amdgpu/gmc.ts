@@ -79,6 +79,11 @@ interface tlb_entry {
 }
 
 /** Why a walk failed; `cls` is the bit number of the context's matching interrupt-enable bit. */
+/** The PERMISSION_FAULTS bit of an access kind. */
+function perm_bit(access: GpuAccess): number {
+  return access === "read" ? PERM_FAULT_READ : access === "write" ? PERM_FAULT_WRITE : PERM_FAULT_EXECUTE;
+}
+
 type walk_fail = { ok: false; walker: number; perm: number; mapping: boolean; noretry: boolean; cls: number };
 type walk_result = { ok: true; e: tlb_entry } | walk_fail;
 
@@ -225,7 +230,8 @@ export class VmHub {
       map.set(vpn, e);
       return { kind: "ok", phys: { sys: e.sys, addr: e.phys_page + (va % PAGE) }, span };
     }
-    const f = w.ok ? this.perm_failure(w.e.flags, r.access) : w;
+    // An invalid entry on the way (PDE or PTE) reports VALID plus the kind of access.
+    const f = w.ok ? this.perm_failure(w.e.flags, r.access) : w.walker === WALKER_ERROR_RANGE ? w : { ...w, perm: PERM_FAULT_VALID | perm_bit(r.access) };
     return this.fault(r, f);
   }
 
@@ -237,11 +243,11 @@ export class VmHub {
   }
 
   private perm_failure(flags: number, access: GpuAccess): walk_fail {
-    const perm = access === "read" ? PERM_FAULT_READ : access === "write" ? PERM_FAULT_WRITE : PERM_FAULT_EXECUTE;
+    const perm = perm_bit(access);
     const cls = access === "read" ? VM_CONTEXT1_CNTL__READ_PROTECTION_FAULT_ENABLE_INTERRUPT
       : access === "write" ? VM_CONTEXT1_CNTL__WRITE_PROTECTION_FAULT_ENABLE_INTERRUPT
         : VM_CONTEXT1_CNTL__EXECUTE_PROTECTION_FAULT_ENABLE_INTERRUPT;
-    return { ok: false, walker: WALKER_ERROR_NONE, perm: flags & AMDGPU_PTE_VALID ? perm : PERM_FAULT_VALID, mapping: false, noretry: false, cls: cls[0] };
+    return { ok: false, walker: WALKER_ERROR_NONE, perm: flags & AMDGPU_PTE_VALID ? perm : PERM_FAULT_VALID | perm, mapping: false, noretry: false, cls: cls[0] };
   }
 
   private read_entry(table: number, sys: boolean, index: number): [number, number] {

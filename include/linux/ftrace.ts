@@ -21,11 +21,14 @@ export function ftrace(k: Kernel, func: string): Disposable {
   return tracing_of(k)?.graph_scope(func) ?? NOP;
 }
 
-/** Runs `fn` as traced function `func` (sync or async), for call sites that wrap a callback. */
-export function ftrace_call<R>(k: Kernel | null | undefined, func: string, fn: () => R): R {
+/**
+ * Runs `fn` as traced function `func` (sync or async), for call sites that wrap a callback;
+ * `site` (the kemu file) tells apart functions of the same name in different files.
+ */
+export function ftrace_call<R>(k: Kernel | null | undefined, func: string, fn: () => R, site?: string): R {
   if (ftrace_graph_key.count === 0 || !k) return fn();
   const tr = tracing_of(k);
-  return tr ? tr.trace_fn(func, fn) : fn();
+  return tr ? tr.trace_fn(func, fn, site) : fn();
 }
 
 /** Where a patched method was defined, for tools that link a function to its source. */
@@ -63,7 +66,7 @@ export function ftrace_patch_methods(
     if (typeof orig !== "function" || (orig as { __ftrace?: boolean }).__ftrace) continue;
     const fn = orig as (...args: unknown[]) => unknown;
     const wrapped = function (this: never, ...args: unknown[]): unknown {
-      return ftrace_call(kernel_of(this), name, () => fn.apply(this, args));
+      return ftrace_call(kernel_of(this), name, () => fn.apply(this, args), file);
     };
     Object.defineProperty(wrapped, "__ftrace", { value: true });
     Object.defineProperty(wrapped, "name", { value: name });

@@ -260,3 +260,17 @@ export function register_ioctl_layout(request: number, layout: struct_layout): v
 export function ioctl_layout(request: number): struct_layout | undefined {
   return ioctl_layouts.get(request);
 }
+
+const total_size_ioctls = new Set<number>();
+
+/**
+ * Marks a request whose C callers put the argument's whole size, flexible array included, in
+ * the request's size field (libhsakmt's AMDKFD_IOC_SVM + (attrs size << _IOC_SIZESHIFT)).
+ */
+export function register_ioctl_total_size(request: number): void {
+  total_size_ioctls.add(request);
+}
+
+export function ioctl_takes_total_size(request: number): boolean {
+  return total_size_ioctls.has(request);
+}

@@ -359,7 +359,8 @@ export class AmdIommu implements KernelService, iommu_ops {
     const ev = [0, 1, 2, 3].map((i) => this.mem.read32(pa + 4 * i)) as [number, number, number, number];
     const type = (ev[1] >>> EVENT_TYPE_SHIFT) & EVENT_TYPE_MASK;
     const devid = ev[0] & EVENT_DEVID_MASK;
-    const pasid = ((ev[1] & 0xf) * 0x10000) + (ev[0] >>> 16);
+    // EVENT_DOMID_MASK_HI | EVENT_DOMID_MASK_LO; INVALID_PPR_REQUEST has the PPR entry layout.
+    const pasid = type === EVENT_TYPE_INV_PPR_REQ ? PPR_PASID(ev[0], ev[1]) : (ev[0] & 0xf0000) + (ev[1] & 0xffff);
     const flags = (ev[1] >>> EVENT_FLAGS_SHIFT) & EVENT_FLAGS_MASK;
     const address = ev[2] + ev[3] * 2 ** 32;
     const dev = devid_str(iommu.pci_seg.id, devid);
@@ -368,12 +369,12 @@ export class AmdIommu implements KernelService, iommu_ops {
     const f = `0x${flags.toString(16).padStart(4, "0")}`;
     const msg: Record<number, string> = {
       [EVENT_TYPE_ILL_DEV]: `ILLEGAL_DEV_TABLE_ENTRY device=${dev} pasid=${p} address=${a} flags=${f}`,
-      [EVENT_TYPE_IO_FAULT]: `IO_PAGE_FAULT device=${dev} domain=0x${(ev[0] >>> 16).toString(16).padStart(4, "0")} address=${a} flags=${f}`,
+      [EVENT_TYPE_IO_FAULT]: `IO_PAGE_FAULT device=${dev} domain=0x${(ev[1] & 0xffff).toString(16).padStart(4, "0")} address=${a} flags=${f}`,
       [EVENT_TYPE_DEV_TAB_ERR]: `DEV_TAB_HARDWARE_ERROR device=${dev} address=${a} flags=${f}`,
       [EVENT_TYPE_PAGE_TAB_ERR]: `PAGE_TAB_HARDWARE_ERROR device=${dev} pasid=0x${pasid.toString(16).padStart(4, "0")} address=${a} flags=${f}`,
       [EVENT_TYPE_ILL_CMD]: `ILLEGAL_COMMAND_ERROR address=${a}`,
       [EVENT_TYPE_INV_DEV_REQ]: `INVALID_DEVICE_REQUEST device=${dev} pasid=${p} address=${a} flags=${f}`,
-      [EVENT_TYPE_INV_PPR_REQ]: `INVALID_PPR_REQUEST device=${dev} pasid=${p} address=${a} flags=${f} tag=0x${(ev[1] & 0x1ff).toString(16).padStart(3, "0")}`,
+      [EVENT_TYPE_INV_PPR_REQ]: `INVALID_PPR_REQUEST device=${dev} pasid=${p} address=${a} flags=${f} tag=0x${(ev[1] & 0x3ff).toString(16).padStart(3, "0")}`,
     };
     this.k.pr_err(`AMD-Vi: Event logged [${msg[type] ?? `UNKNOWN event[0]=0x${hex8(ev[0])} event[1]=0x${hex8(ev[1])} event[2]=0x${hex8(ev[2])} event[3]=0x${hex8(ev[3])}`}]`);
     for (let i = 0; i < 4; i++) this.mem.write32(pa + 4 * i, 0);
@@ -453,7 +454,7 @@ export class AmdIommu implements KernelService, iommu_ops {
    */
   set_dte_entry(iommu: amd_iommu, devid: number, domain: protection_domain, ats: boolean): void {
     const pa = this.dte_pa(iommu, devid);
-    let w0lo = DTE_FLAG_V | DTE_FLAG_TV | ((domain.mode & DEV_ENTRY_MODE_MASK) << DEV_ENTRY_MODE_SHIFT);
+    const w0lo = DTE_FLAG_V | DTE_FLAG_TV | ((domain.mode & DEV_ENTRY_MODE_MASK) << DEV_ENTRY_MODE_SHIFT);
     let w0hi = DTE_FLAG_IR_HI | DTE_FLAG_IW_HI;
     let [w1lo, w1hi] = this.read64(pa + 8);
     if (ats) w1hi |= DTE_FLAG_IOTLB_HI;

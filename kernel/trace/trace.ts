@@ -332,10 +332,10 @@ export class Tracing {
    * Runs `fn` as a traced function: with function_graph on, its entry and return (for an
    * async fn, when its promise settles) are recorded on the calling context's shadow stack.
    */
-  trace_fn<R>(func: string, fn: () => R): R {
+  trace_fn<R>(func: string, fn: () => R, site?: string): R {
     if (!this.graph_on) return fn();
     const t = this.k.current;
-    this.graph_entry(t, func);
+    this.graph_entry(t, func, site);
     let r: R;
     try {
       r = fn();
@@ -369,7 +369,8 @@ export class Tracing {
     this.graph_return(this.k.current, func);
   }
 
-  private graph_entry(t: task_struct, func: string): void {
+  /** `site`: the kemu file of the function, recorded when its name alone is ambiguous. */
+  private graph_entry(t: task_struct, func: string, site?: string): void {
     let stack = this.graph_stacks.get(t);
     if (!stack) {
       stack = [];
@@ -377,7 +378,7 @@ export class Tracing {
     }
     const now = this.k.ktime_get();
     this.commit(new trace_entry(now, t.pid, t.comm, t.kind, lat_fmt(t), "ftrace", "funcgraph_entry",
-      { func, depth: stack.length }, stack.length, fmt_graph_entry));
+      site ? { func, depth: stack.length, site } : { func, depth: stack.length }, stack.length, fmt_graph_entry));
     stack.push({ func, calltime: now });
   }
 

@@ -13,8 +13,8 @@ import * as NR from "../../arch/x86/include/uapi/asm/unistd_64.ts";
 import { errname } from "../../include/uapi/asm-generic/errno.ts";
 import { AT_FDCWD, O_CREAT, O_RDONLY, O_TRUNC, O_WRONLY } from "../../include/uapi/asm-generic/fcntl.ts";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../include/uapi/asm-generic/mman.ts";
-import { _IOC_DIR, _IOC_READ } from "../../include/uapi/asm-generic/ioctl.ts";
-import { ioctl_layout, layout_decode_into, layout_encode } from "../../include/uapi/struct_layout.ts";
+import { _IOC, _IOC_DIR, _IOC_NR, _IOC_READ, _IOC_SIZE, _IOC_TYPE } from "../../include/uapi/asm-generic/ioctl.ts";
+import { ioctl_layout, ioctl_takes_total_size, layout_decode_into, layout_encode } from "../../include/uapi/struct_layout.ts";
 import { copy_process } from "../../kernel/fork.ts";
 import { cpu_user_read, cpu_user_write } from "../../arch/x86/mm/fault.ts";
 import { exit_to_user_mode } from "../../kernel/entry/common.ts";
@@ -215,7 +215,9 @@ export class Process {
   /**
    * ioctl(2). A plain-object `arg` is laid out as the request's UAPI struct in this thread's
    * scratch memory; the kernel gets its address, and for _IOR/_IOWR requests the struct is
-   * read back into the same object. A number is passed as is.
+   * read back into the same object. A number is passed as is. For a request registered with
+   * register_ioctl_total_size (AMDKFD_IOC_SVM), the struct's whole size, flexible array
+   * included, goes in the request's size field, as its C callers (libhsakmt) build the number.
    */
   ioctl(fd: number, request: number, arg: object | number = 0): Promise<number> {
     if (typeof arg === "number") return this.enter(() => this.raw(NR.__NR_ioctl, fd, request, arg));
@@ -224,7 +226,8 @@ export class Process {
     return this.enter(async (th) => {
       const bytes = layout_encode(layout, arg);
       const addr = await this.put(th, bytes);
-      const ret = await this.raw(NR.__NR_ioctl, fd, request, addr);
+      const sized = ioctl_takes_total_size(request) && bytes.length > _IOC_SIZE(request) ? _IOC(_IOC_DIR(request), _IOC_TYPE(request), _IOC_NR(request), bytes.length) : request;
+      const ret = await this.raw(NR.__NR_ioctl, fd, sized, addr);
       if (_IOC_DIR(request) & _IOC_READ) {
         layout_decode_into(layout, await cpu_user_read(this.machine.k, addr, bytes.length), arg);
       }

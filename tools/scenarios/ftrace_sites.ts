@@ -10,6 +10,14 @@ import { trace_sys_enter, trace_sys_exit } from "../../include/trace/events/sysc
 import { Syscalls } from "../../arch/x86/entry/syscall_64.ts";
 import * as NR from "../../arch/x86/include/uapi/asm/unistd_64.ts";
 import { hmm_dmirror } from "../../lib/test_hmm.ts";
+import { AmdIommu } from "../../iommu/amd/iommu.ts";
+import { AmdIommuV2 } from "../../iommu/amd/iommu_v2.ts";
+import type { amd_iommu_fault } from "../../iommu/amd/amd_iommu_types.ts";
+import { PPR_FAULT_EXEC, PPR_FAULT_READ, PPR_FAULT_WRITE } from "../../iommu/amd/amd_iommu_types.ts";
+import { AmdIommuHw, type PageRequestMsg } from "../../hw/amd_iommu/iommu.ts";
+import { AtsPriFunction } from "../../hw/amd_iommu/ats.ts";
+import { trace_amd_iommu_complete_ppr, trace_amd_iommu_ppr_request } from "../../include/trace/events/amd_iommu.ts";
+import { TRACE_EVENT } from "../../include/linux/tracepoint.ts";
 
 type with_k = { k: Kernel };
 const k_of = (self: never): Kernel => (self as with_k).k;
@@ -70,3 +78,71 @@ function patch_syscalls(): void {
 }
 
 patch_syscalls();
+
+// ---- probes: an event fired on entry to a method ---------------------------------------------------
+
+/** Calls `hook(self, args)` before every call of `cls.prototype[method]` (a kprobe, in effect). */
+function probe_method<A extends unknown[]>(cls: { prototype: object }, method: string, hook: (self: never, args: A) => void): void {
+  const proto = cls.prototype as Record<string, unknown>;
+  const orig = proto[method] as ((...args: A) => unknown) & { __probed?: boolean };
+  if (typeof orig !== "function" || orig.__probed) return;
+  const probed = function (this: never, ...args: A): unknown {
+    hook(this, args);
+    return orig.apply(this, args);
+  };
+  Object.defineProperty(probed, "__probed", { value: true });
+  Object.defineProperty(probed, "name", { value: method });
+  proto[method] = probed;
+}
+
+// ---- drivers/iommu/amd: the PPR path ------------------------------------------------------------
+
+function ppr_access(flags: number): string {
+  return `${flags & PPR_FAULT_READ ? "R" : "-"}${flags & PPR_FAULT_WRITE ? "W" : "-"}${flags & PPR_FAULT_EXEC ? "X" : "-"}`;
+}
+
+probe_method<[unknown, number, amd_iommu_fault]>(AmdIommuV2, "ppr_notifier", (self, [, , f]) => {
+  trace_amd_iommu_ppr_request.trace(k_of(self), {
+    sbdf: f.sbdf, pasid: f.pasid, address: f.address, tag: f.tag & 0x1ff, last: (f.tag & 0x200) !== 0, access: ppr_access(f.flags),
+  });
+});
+
+probe_method<[unknown, number, number, number]>(AmdIommu, "amd_iommu_complete_ppr", (self, [, pasid, status, tag]) => {
+  trace_amd_iommu_complete_ppr.trace(k_of(self), { pasid, tag, status });
+});
+
+// The graph entries wrap the probes, so the events show inside the functions.
+ftrace_patch_methods(AmdIommu, "iommu/amd/iommu.ts", [
+  "amd_iommu_int_thread", "iommu_poll_ppr_log", "iommu_handle_ppr_entry", "amd_iommu_complete_ppr",
+  "iommu_queue_command", "iommu_completion_wait", "amd_iommu_flush_page", "amd_iommu_flush_tlb",
+], k_of);
+
+ftrace_patch_methods(AmdIommuV2, "iommu/amd/iommu_v2.ts", [
+  "ppr_notifier", "do_fault", "handle_fault_error", "finish_pri_tag", "mn_invalidate_range", "mn_release",
+  "amd_iommu_bind_pasid", "amd_iommu_unbind_pasid", "amd_iommu_init_device", "amd_iommu_free_device",
+], k_of);
+
+// ---- the IOMMU and ATS/PRI hardware models: device-side events on their own tracks -------------
+
+/** A PRI Page Request Message reaching the IOMMU (the device could not translate). */
+const trace_page_request = TRACE_EVENT<{ devid: number; pasid: number; va: number; prg: number; last: boolean; access: string }>(
+  "amd_iommu_hw", "page_request",
+  (a) => `devid=0x${a.devid.toString(16)} pasid=0x${a.pasid.toString(16)} va=0x${a.va.toString(16)} prg=${a.prg}${a.last ? " last" : ""} access=${a.access}`,
+);
+
+/** A PRG Response reaching the device. */
+const trace_prg_response = TRACE_EVENT<{ pasid: number; prg: number; code: number }>(
+  "amd_iommu_hw", "prg_response", (a) => `pasid=0x${a.pasid.toString(16)} prg=${a.prg} code=${a.code}`,
+);
+
+probe_method<[number, PageRequestMsg]>(AmdIommuHw, "page_request", (self, [devid, m]) => {
+  trace_page_request.trace(k_of(self), {
+    devid, pasid: m.pasid ?? 0, va: m.va, prg: m.prg_index, last: m.last,
+    access: `${m.read ? "R" : "-"}${m.write ? "W" : "-"}${m.exec ? "X" : "-"}`,
+  });
+});
+
+probe_method<[number | null, number, number]>(AtsPriFunction, "prg_response", (self, [pasid, prg, code]) => {
+  const iommu = (self as unknown as { iommu: AmdIommuHw | null }).iommu;
+  if (iommu) trace_prg_response.trace(k_of(iommu as never), { pasid: pasid ?? 0, prg, code });
+});

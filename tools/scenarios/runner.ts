@@ -41,6 +41,8 @@ export interface call_record {
   end: number;
   /** Index of the caller in the same list, or -1 at the top of a context. */
   parent: number;
+  /** The kemu file, when the tracer recorded it (patched methods). */
+  site?: string;
 }
 
 /** What a run did that an observer can see; two seeds "behave alike" when these match. */
@@ -93,9 +95,11 @@ export function calls_of(entries: readonly trace_entry[]): call_record[] {
     const ctx = ctx_name(e);
     const stack = stacks.get(ctx) ?? [];
     stacks.set(ctx, stack);
-    const f = e.fields as { func: string; depth: number };
+    const f = e.fields as { func: string; depth: number; site?: string };
     if (e.name === "funcgraph_entry") {
-      calls.push({ func: f.func, ctx, kind: e.kind, depth: f.depth, start: e.ts, end: -1, parent: stack.at(-1) ?? -1 });
+      const rec: call_record = { func: f.func, ctx, kind: e.kind, depth: f.depth, start: e.ts, end: -1, parent: stack.at(-1) ?? -1 };
+      if (f.site) rec.site = f.site;
+      calls.push(rec);
       stack.push(calls.length - 1);
       continue;
     }

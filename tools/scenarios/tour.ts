@@ -46,29 +46,32 @@ function mirrored_path(text: string): string | null {
   return m ? m[1]! : null;
 }
 
-/** Every traced function of the tree: from ftrace scopes in kernel files and patched methods. */
+/**
+ * Every traced function of the tree: from ftrace scopes in kernel files (by name) and patched
+ * methods (by "file#name", since a method may share its name with a function elsewhere).
+ */
 export function function_sources(): Map<string, func_source> {
   const files: string[] = [];
   for (const d of KERNEL_DIRS) walk_ts(join(REPO_ROOT, d), files);
   const out = new Map<string, func_source>();
-  const add = (func: string, kemu: string, text: string) => {
-    if (out.has(func)) return;
-    out.set(func, { kemu, linux: LINUX_OVERRIDES[func] ?? mirrored_path(text) ?? kemu });
+  const add = (key: string, func: string, kemu: string, text: string) => {
+    if (out.has(key)) return;
+    out.set(key, { kemu, linux: LINUX_OVERRIDES[func] ?? mirrored_path(text) ?? kemu });
   };
   const texts = new Map<string, string>();
   for (const f of files) {
     const text = readFileSync(f, "utf8");
     const rel = relative(REPO_ROOT, f);
     texts.set(rel, text);
-    for (const m of text.matchAll(/\bftrace(?:_call)?\([^;]*?,\s*"([\w.$]+)"/g)) add(m[1]!, rel, text);
+    for (const m of text.matchAll(/\bftrace(?:_call)?\([^;]*?,\s*"([\w.$]+)"/g)) add(m[1]!, m[1]!, rel, text);
   }
-  for (const s of ftrace_patched_sites()) add(s.func, s.file, texts.get(s.file) ?? "");
+  for (const s of ftrace_patched_sites()) add(`${s.file}#${s.func}`, s.func, s.file, texts.get(s.file) ?? "");
   return out;
 }
 
-/** The source of `func`, including the generated __x64_sys_* entries. */
-export function source_of(func: string, sources: Map<string, func_source>): func_source | null {
-  const known = sources.get(func);
+/** The source of `func` (recorded at `site`, if known), including the __x64_sys_* entries. */
+export function source_of(func: string, sources: Map<string, func_source>, site?: string): func_source | null {
+  const known = sources.get(site ? `${site}#${func}` : func);
   if (known) return known;
   const sys = /^__x64_sys_(\w+)$/.exec(func);
   if (sys) return { kemu: "arch/x86/entry/syscall_64.ts", linux: SYSCALL_HOMES[sys[1]!] ?? "arch/x86/entry/syscall_64.c" };
@@ -80,6 +83,8 @@ export function source_of(func: string, sources: Map<string, func_source>): func
 export interface call_node {
   /** "" for a repeat group. */
   func: string;
+  /** The kemu file, when the trace recorded it. */
+  site?: string;
   ctx: string;
   children: call_node[];
   /** Identical consecutive siblings folded into this one (or repeats of the group's block). */
@@ -90,7 +95,7 @@ export interface call_node {
 
 /** The calls as one tree per top-level call, in call order. */
 export function call_forest(calls: readonly call_record[]): call_node[] {
-  const nodes = calls.map((c): call_node => ({ func: c.func, ctx: c.ctx, children: [], times: 1 }));
+  const nodes = calls.map((c): call_node => ({ func: c.func, site: c.site, ctx: c.ctx, children: [], times: 1 }));
   const roots: call_node[] = [];
   calls.forEach((c, i) => (c.parent >= 0 ? nodes[c.parent]!.children : roots).push(nodes[i]!));
   return roots;
@@ -98,7 +103,7 @@ export function call_forest(calls: readonly call_record[]): call_node[] {
 
 function signature(n: call_node): string {
   const inner = (n.block ?? n.children).map(signature).join(",");
-  return `${n.ctx}:${n.func}(${inner})x${n.times}`;
+  return `${n.ctx}:${n.site ?? ""}#${n.func}(${inner})x${n.times}`;
 }
 
 /** Longest sibling sequence fold() looks for repeats of. */
@@ -151,7 +156,7 @@ function call_list(forest: readonly call_node[], sources: Map<string, func_sourc
       for (const b of n.block) walk(b, depth + 1);
       return;
     }
-    const src = source_of(n.func, sources);
+    const src = source_of(n.func, sources, n.site);
     const times = n.times > 1 ? ` ×${n.times}` : "";
     const where = src ? ` — ${src.linux} — ${link(src, from_dir)}` : "";
     lines.push(`${"  ".repeat(depth)}- \`${n.func}()\`${times}${where}`);
@@ -192,7 +197,7 @@ export function sequence_diagram(forest: readonly call_node[], calls: readonly c
   const lanes = new Map<string, string>();
   const body: string[] = [];
   let ctx = "";
-  const lane_of = (func: string) => source_of(func, sources)?.linux ?? "?";
+  const lane_of = (n: call_node) => source_of(n.func, sources, n.site)?.linux ?? "?";
   const walk = (n: call_node, from: string, depth: number, indent: string) => {
     if (n.block) {
       body.push(`${indent}loop ${n.times} times`);
@@ -200,7 +205,7 @@ export function sequence_diagram(forest: readonly call_node[], calls: readonly c
       body.push(`${indent}end`);
       return;
     }
-    const to = lane_of(n.func);
+    const to = lane_of(n);
     const crosses = to !== from;
     let inner = indent;
     if (crosses && depth <= max_depth) {
@@ -243,7 +248,7 @@ export function render_tour(s: Scenario, r: ScenarioResult, sources: Map<string,
   const excerpt = trace.length > EXCERPT_LINES
     ? [...trace.slice(0, EXCERPT_LINES), `... (${trace.length - EXCERPT_LINES} more lines: \`npx kemu trace ${s.name}\` writes the whole trace)`]
     : trace;
-  const missing = [...new Set(r.calls.map((c) => c.func))].filter((f) => !source_of(f, sources));
+  const missing = [...new Set(r.calls.filter((c) => !source_of(c.func, sources, c.site)).map((c) => c.func))];
   return [
     `# ${s.title}`,
     "",

@@ -7,7 +7,7 @@
 // kfdtest's HMMProfilingEvent needs).
 
 import { _IOC, _IOC_DIR, _IOC_NR, _IOC_TYPE, _IOR, _IOW, _IOWR } from "../asm-generic/ioctl.ts";
-import { array, flex_array, register_ioctl_layout, s32, struct, struct_size, u32, u64 } from "../struct_layout.ts";
+import { array, flex_array, register_ioctl_layout, register_ioctl_total_size, s32, struct, struct_size, u32, u64 } from "../struct_layout.ts";
 
 export const KFD_IOCTL_MAJOR_VERSION = 1;
 export const KFD_IOCTL_MINOR_VERSION = 14;
@@ -522,6 +522,9 @@ export const AMDKFD_IOC_ALLOC_QUEUE_GWS = _IOWR(AMDKFD_IOCTL_BASE, 0x1e, kfd_ioc
 export const AMDKFD_IOC_SMI_EVENTS = _IOWR(AMDKFD_IOCTL_BASE, 0x1f, kfd_ioctl_smi_events_args);
 export const AMDKFD_IOC_SVM = _IOWR(AMDKFD_IOCTL_BASE, 0x20, kfd_ioctl_svm_args);
 export const AMDKFD_IOC_SET_XNACK_MODE = _IOWR(AMDKFD_IOCTL_BASE, 0x21, kfd_ioctl_set_xnack_mode_args);
+// libhsakmt puts the whole kfd_ioctl_svm_args size in the request (see AMDKFD_IOC_SVM_SIZED).
+register_ioctl_total_size(AMDKFD_IOC_SVM);
+
 export const AMDKFD_IOC_CRIU_OP = _IOWR(AMDKFD_IOCTL_BASE, 0x22, kfd_ioctl_criu_args);
 export const AMDKFD_IOC_AVAILABLE_MEMORY = _IOWR(AMDKFD_IOCTL_BASE, 0x23, kfd_ioctl_get_available_memory_args);
 export const AMDKFD_IOC_EXPORT_DMABUF = _IOWR(AMDKFD_IOCTL_BASE, 0x24, kfd_ioctl_export_dmabuf_args);

@@ -112,6 +112,19 @@ async function ppr_log_overflow_stops_logging(test: kunit): Promise<void> {
   KUNIT_EXPECT_FALSE(test, page_request(env, va, 3, true), "no restart in 6.5: later requests are lost");
 }
 
+/** A page request from a DeviceID with no valid DTE is not logged: an INVALID_PPR_REQUEST event. */
+async function ppr_from_absent_device_is_an_event(test: kunit): Promise<void> {
+  const env = await apu_setup(test);
+  const logged = env.hw.stats.ppr_logged;
+  const accepted = env.hw.page_request(0x50, { pasid: 1, va: 0x7000, read: true, write: false, exec: false, priv: false, prg_index: 3, last: true });
+  KUNIT_EXPECT_FALSE(test, accepted);
+  KUNIT_EXPECT_EQ(test, env.hw.stats.ppr_logged, logged);
+  await ppr_settle(env);
+  KUNIT_EXPECT_TRUE(test, test.machine.dmesg().some((l) =>
+    l.includes("Event logged [INVALID_PPR_REQUEST device=0000:00:0a.0 pasid=0x00001 address=0x7000 flags=0x0144 tag=0x203]")));
+  KUNIT_EXPECT_EQ(test, env.ats.response_log.length, 0);
+}
+
 export const amd_iommu_hw_suite: kunit_suite = {
   name: "amd_iommu_hw",
   machine: APU_TEST_MACHINE,
@@ -120,5 +133,6 @@ export const amd_iommu_hw_suite: kunit_suite = {
     KUNIT_CASE(dte_cache_needs_invalidation),
     KUNIT_CASE(illegal_command_halts_buffer),
     KUNIT_CASE(ppr_log_overflow_stops_logging),
+    KUNIT_CASE(ppr_from_absent_device_is_an_event),
   ],
 };

@@ -24,7 +24,7 @@ import {
   AMD_IOMMU_INV_PRI_RSP_FAIL, AMD_IOMMU_INV_PRI_RSP_INVALID, AMD_IOMMU_INV_PRI_RSP_SUCCESS,
 } from "../../../include/linux/amd-iommu.ts";
 import {
-  PPR_FAILURE, PPR_FAULT_READ, PPR_FAULT_USER, PPR_FAULT_WRITE, PPR_INVALID, PPR_SUCCESS, ppr_entry_word0,
+  PPR_FAILURE, PPR_FAULT_READ, PPR_FAULT_USER, PPR_INVALID, PPR_SUCCESS, ppr_entry_word0,
 } from "../../../iommu/amd/amd_iommu_types.ts";
 import type { pasid_state } from "../../../iommu/amd/iommu_v2.ts";
 import { pci_enable_ats, pci_enable_pasid, pci_enable_pri } from "../../../drivers/pci/ats.ts";

@@ -99,6 +99,10 @@ class apu_process {
   queue_active = false;
   readonly exceptions: kfd_memory_exception[] = [];
 
+  get pdds(): apu_pdd[] {
+    return this.pdd ? [this.pdd] : [];
+  }
+
   constructor(
     k: Kernel,
     readonly pasid: number,
@@ -324,19 +328,23 @@ export class ApuKfdTest implements KernelModule {
     if (!p || p !== this.current_process()) return -EINVAL;
     switch (cmd) {
       case APU_IOC_CREATE_QUEUE: {
-        const a = await this.get(arg, apu_queue_args);
-        return typeof a === "number" ? a : this.create_queue(p, a.ring_address, a.ring_size, a.rptr_report_address);
+        const raw = await this.copy_in(arg, apu_queue_args.size);
+        if (!raw) return -EFAULT;
+        const a = layout_decode(apu_queue_args, raw);
+        return this.create_queue(p, a.ring_address, a.ring_size, a.rptr_report_address);
       }
       case APU_IOC_SUBMIT: {
-        const a = await this.get(arg, apu_submit_args);
-        if (typeof a === "number") return a;
+        const raw = await this.copy_in(arg, apu_submit_args.size);
+        if (!raw) return -EFAULT;
+        const a = layout_decode(apu_submit_args, raw);
         if (!p.queue_active) return -EINVAL;
         this.doorbells!.writeq(a.wptr % 2 ** 32, Math.floor(a.wptr / 2 ** 32), APU_DOORBELL_INDEX * 4);
         return 0;
       }
       case APU_IOC_WAIT: {
-        const a = await this.get(arg, apu_wait_args);
-        if (typeof a === "number") return a;
+        const raw = await this.copy_in(arg, apu_wait_args.size);
+        if (!raw) return -EFAULT;
+        const a = layout_decode(apu_wait_args, raw);
         const ret = await this.wait(a.wptr, a.timeout_ms);
         return this.put(arg, apu_wait_args, { ...a, status: -ret });
       }
@@ -352,11 +360,10 @@ export class ApuKfdTest implements KernelModule {
     }
   }
 
-  private async get<L extends typeof apu_queue_args | typeof apu_submit_args | typeof apu_wait_args>(arg: number, layout: L):
-    Promise<ReturnType<typeof layout_decode<L["fields"]>> | number> {
-    const raw = new Uint8Array(layout.size);
-    if (await copy_from_user(this.k, raw, arg, raw.length)) return -EFAULT;
-    return layout_decode(layout, raw);
+  /** copy_from_user() of an ioctl argument; null on -EFAULT. */
+  private async copy_in(arg: number, size: number): Promise<Uint8Array | null> {
+    const raw = new Uint8Array(size);
+    return (await copy_from_user(this.k, raw, arg, size)) ? null : raw;
   }
 
   private async put(arg: number, layout: Parameters<typeof layout_encode>[0], value: object): Promise<number> {
@@ -369,7 +376,7 @@ export class ApuKfdTest implements KernelModule {
     if (!p) return 0;
     this.dequeue(p);
     this.reg_write(mmATC_VMID0_PASID_MAPPING + APU_VMID, 0);
-    await kfd_iommu_unbind_process(p.pdd ? [p.pdd] : []);
+    await kfd_iommu_unbind_process(p);
     this.processes.splice(this.processes.indexOf(p), 1);
     return 0;
   }

@@ -9,6 +9,7 @@ import munmap_device_pages from "./munmap_device_pages.ts";
 import process_exit_device from "./process_exit_device.ts";
 import dmirror_evict from "./dmirror_evict.ts";
 import fork_cow from "./fork_cow.ts";
+import pri_fault from "./pri_fault.ts";
 
 export const builtin_scenarios: readonly Scenario[] = [
   dmirror_migrate,
@@ -18,6 +19,7 @@ export const builtin_scenarios: readonly Scenario[] = [
   process_exit_device,
   dmirror_evict,
   fork_cow,
+  pri_fault,
 ];
 
 export function find_scenario(name: string): Scenario | undefined {

@@ -37,9 +37,12 @@ import { AQL_PACKET_BYTES, assemble, aql_kernel_dispatch, type Instr } from "../
 
 export const MiB = 2 ** 20;
 
-/** A machine with one GPU of `asic` and small memories, no IOMMU (the suites' default). */
+/**
+ * A machine with one GPU of `asic` and small memories, no IOMMU (the suites' default). amdkfd
+ * stays out (the suites register their own kgd2kfd table and own the KFD VMIDs).
+ */
 export function gpu_machine(asic = "gfx90a", vram_size = 256 * MiB, extra: Partial<MachineSpec> = {}): MachineSpec {
-  return { name: `amdgpu-${asic}`, ram_size: 2 * 2 ** 30, gpus: [{ asic, vram_size }], iommu: false, seed: 0, ...extra };
+  return { name: `amdgpu-${asic}`, ram_size: 2 * 2 ** 30, gpus: [{ asic, vram_size }], iommu: false, seed: 0, cmdline: "modprobe.blacklist=amdkfd", ...extra };
 }
 
 /** The amdgpu device of the machine's first GPU. */

@@ -14,6 +14,7 @@ import {
 } from "../../../../../include/drm/ttm/ttm_placement.ts";
 import type { dma_resv } from "../../../../dma-buf/dma-resv.ts";
 import { dma_resv_add_fence, dma_resv_reserve_fences, dma_resv_usage } from "../../../../dma-buf/dma-resv.ts";
+import type { amdgpu_bo_va } from "./amdgpu_vm.ts";
 import type { iosys_map } from "../../../../../include/linux/iosys-map.ts";
 import { EINVAL, ENOMEM, ENOSPC, ERESTARTSYS } from "../../../../../include/uapi/asm-generic/errno.ts";
 import { dma_fence_put, dma_fence_wait, type dma_fence } from "../../../../dma-buf/dma-fence.ts";
@@ -57,6 +58,8 @@ export class amdgpu_bo {
   parent: amdgpu_bo | null = null;
   /** Driver-private back pointer (the VM of a page-table BO, an svm_range_bo, ...). */
   owner: unknown = null;
+  /** The VMs this BO takes part in (amdgpu_vm_bo_base list). */
+  readonly vm_bos: amdgpu_bo_va[] = [];
 
   constructor(
     readonly adev: amdgpu_device,

@@ -10,9 +10,10 @@ import type { amdgpu_device } from "./amdgpu.ts";
 import type { amdgpu_ring } from "./amdgpu_ring.ts";
 import { amdgpu_ring_generic_pad_ib } from "./amdgpu_ring.ts";
 import {
-  amdgpu_bo_create_kernel, amdgpu_bo_free_kernel, amdgpu_bo_gpu_offset, amdgpu_bo_placement_from_domain, ttm_to_amdgpu_bo,
+  amdgpu_bo_create_kernel, amdgpu_bo_free_kernel, amdgpu_bo_gpu_offset, amdgpu_bo_placement_from_domain, ttm_to_amdgpu_bo, amdgpu_bo_kunmap,
   AMDGPU_BO_INVALID_OFFSET, AMDGPU_GEM_CREATE_DISCARDABLE, AMDGPU_GEM_DOMAIN_CPU, AMDGPU_GEM_DOMAIN_GTT, type amdgpu_bo,
 } from "./amdgpu_object.ts";
+import { amdgpu_vm_bo_invalidate } from "./amdgpu_vm.ts";
 import { amdgpu_vram_mgr_fini, amdgpu_vram_mgr_init, type amdgpu_vram_mgr } from "./amdgpu_vram_mgr.ts";
 import { amdgpu_gtt_mgr_fini, amdgpu_gtt_mgr_init, amdgpu_gtt_mgr_has_gart_addr, type amdgpu_gtt_mgr } from "./amdgpu_gtt_mgr.ts";
 import { amdgpu_res_first, amdgpu_res_next, amdgpu_res_cursor } from "./amdgpu_res_cursor.ts";
@@ -159,6 +160,17 @@ async function amdgpu_move_blit(adev: amdgpu_device, bo: ttm_buffer_object, evic
   return r;
 }
 
+/**
+ * amdgpu_bo_move_notify(): before the BO's backing changes, the VMs mapping it are told (their
+ * PTEs go stale) and the kernel mapping of the old backing is dropped.
+ */
+function amdgpu_bo_move_notify(bo: ttm_buffer_object, evict: boolean): void {
+  const abo = ttm_to_amdgpu_bo(bo);
+  if (!abo) return;
+  amdgpu_vm_bo_invalidate(abo, evict);
+  amdgpu_bo_kunmap(abo);
+}
+
 /** amdgpu_bo_move(): null moves, GART (un)binding, multi-hop for system↔VRAM, SDMA blits. */
 async function amdgpu_bo_move(adev: amdgpu_device, bo: ttm_buffer_object, evict: boolean, ctx: ttm_operation_ctx,
   new_mem: ttm_resource, hop: ttm_place): Promise<number> {
@@ -167,6 +179,7 @@ async function amdgpu_bo_move(adev: amdgpu_device, bo: ttm_buffer_object, evict:
     const r = amdgpu_ttm_backend_bind(adev, bo.ttm, new_mem);
     if (r) return r;
   }
+  amdgpu_bo_move_notify(bo, evict);
   if (!old_mem || (old_mem.mem_type === TTM_PL_SYSTEM && !bo.ttm?.populated)) {
     ttm_bo_move_null(bo, new_mem);
     return 0;

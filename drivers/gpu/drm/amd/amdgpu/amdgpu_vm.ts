@@ -73,6 +73,8 @@ export class amdgpu_bo_va_mapping {
 
 export class amdgpu_bo_va {
   readonly mappings: amdgpu_bo_va_mapping[] = [];
+  /** The BO moved since its PTEs were last written (amdgpu_vm_bo_invalidate). */
+  moved = false;
   constructor(
     readonly vm: amdgpu_vm,
     readonly bo: amdgpu_bo,
@@ -276,6 +278,7 @@ export function amdgpu_vm_pte_flags(read: boolean, write: boolean, exec: boolean
 export function amdgpu_vm_bo_add(_adev: amdgpu_device, vm: amdgpu_vm, bo: amdgpu_bo): amdgpu_bo_va {
   const bo_va = new amdgpu_bo_va(vm, amdgpu_bo_ref(bo));
   vm.bo_vas.push(bo_va);
+  bo.vm_bos.push(bo_va);
   return bo_va;
 }
 
@@ -320,7 +323,17 @@ export async function amdgpu_vm_bo_update(adev: amdgpu_device, bo_va: amdgpu_bo_
       adev.vm_manager.vram_base_offset, clear ? null : res, clear ? null : pages, null);
     if (r) return r;
   }
+  if (!clear) bo_va.moved = false;
   return 0;
+}
+
+/**
+ * amdgpu_vm_bo_invalidate(): the BO is moving; every VM it is mapped in must rewrite its PTEs
+ * (amdgpu_vm_bo_update) before the GPU uses it again. KFD's restore worker does that for
+ * compute VMs after an eviction.
+ */
+export function amdgpu_vm_bo_invalidate(bo: amdgpu_bo, _evicted: boolean): void {
+  for (const bo_va of bo.vm_bos) bo_va.moved = true;
 }
 
 /** amdgpu_vm_bo_del(): the BO leaves the VM; its PTEs are cleared. */
@@ -328,6 +341,8 @@ export async function amdgpu_vm_bo_del(adev: amdgpu_device, bo_va: amdgpu_bo_va)
   await amdgpu_vm_bo_update(adev, bo_va, true);
   const i = bo_va.vm.bo_vas.indexOf(bo_va);
   if (i >= 0) bo_va.vm.bo_vas.splice(i, 1);
+  const j = bo_va.bo.vm_bos.indexOf(bo_va);
+  if (j >= 0) bo_va.bo.vm_bos.splice(j, 1);
   bo_va.mappings.length = 0;
   amdgpu_bo_unref(bo_va.bo);
 }

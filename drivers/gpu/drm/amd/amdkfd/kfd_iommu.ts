@@ -115,6 +115,7 @@ export function kfd_iommu_attach<P extends kfd_iommu_process, D extends kfd_iomm
 
 export function kfd_iommu_detach(kfd: kfd_iommu_dev): void {
   use_iommu_v2.delete(kfd);
+  by_pdev.delete(kfd.adev.pdev);
 }
 
 export function kfd_uses_iommu_v2(kfd: kfd_iommu_dev): boolean {
@@ -185,8 +186,8 @@ export async function kfd_iommu_bind_process_to_device(pdd: kfd_iommu_pdd): Prom
 }
 
 /** kfd_iommu_unbind_process(): from the process's deferred release work. */
-export async function kfd_iommu_unbind_process(pdds: readonly kfd_iommu_pdd[]): Promise<void> {
-  for (const pdd of pdds) {
+export async function kfd_iommu_unbind_process(p: kfd_iommu_process & { readonly pdds: readonly kfd_iommu_pdd[] }): Promise<void> {
+  for (const pdd of p.pdds) {
     const st = use_iommu_v2.get(pdd.dev.kfd);
     if (st && kfd_pdd_bound(pdd) === PDD_BOUND && pdd.dev === st.node) {
       await st.v2.amd_iommu_unbind_pasid(pdd.dev.kfd.adev.pdev, pdd.process.pasid);

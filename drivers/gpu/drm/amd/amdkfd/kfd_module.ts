@@ -1,14 +1,17 @@
 // Mirrors drivers/gpu/drm/amd/amdkfd/kfd_module.c (Linux 6.8): kgd2kfd_init()/kgd2kfd_exit(),
-// amdkfd's init and exit inside amdgpu.ko — the character device, the topology, the process
-// workqueues and procfs directory.
+// amdkfd's init and exit — the character device, the topology, the process workqueues and the
+// procfs directory — and the kgd2kfd entry points amdgpu calls.
 //
-// kemu: the module-scope statics of the amdkfd files (the chardev, the topology list, the
-// process hash table, the PASID allocator, the KFD memory limits of amdgpu_amdkfd_gpuvm.c)
-// are the fields of one `amdkfd` object per machine; amdgpu gets it injected (token AMDKFD)
-// and hands it to kgd2kfd_probe(), and every KFD object reaches it through its device or
-// process. The kernel's module parameters (sched_policy, noretry, ...) are fields too.
+// kemu builds amdkfd as its own module (as Linux did before 4.20): its init registers the
+// kgd2kfd table with amdgpu (amdgpu_amdkfd_register_kfd), which probes and initialises every
+// amdgpu device already up and each one that comes later. The module-scope statics of the
+// amdkfd files (the chardev, the topology list, the process table, the PASID allocator, the
+// KFD memory limits of amdgpu_amdkfd_gpuvm.c) are the fields of the module object, one per
+// machine; every KFD object reaches it through its device or process. Module parameters
+// (sched_policy, svm_debug_checks) are fields too.
 
-import { inject, injectable, type InjectionToken } from "tsyringe";
+import { inject, injectable } from "tsyringe";
+import type { KernelModule, ModuleDef, ModuleParams } from "../../../../../kernel/module/main.ts";
 import { CHRDEV, DRIVER_CORE, KERNEL, SYSFS, VFS, WORKQUEUE } from "../../../../../kernel/tokens.ts";
 import type { Vfs } from "../../../../../fs/namespace.ts";
 import type { Kernel } from "../../../../../kernel/kernel.ts";
@@ -26,14 +29,21 @@ import type { svm_migrate_hooks } from "./kfd_svm.ts";
 import type { kfd_topology_device, kfd_system_properties } from "./kfd_topology.ts";
 import { kfd_chardev_exit, kfd_chardev_init } from "./kfd_chardev.ts";
 import { kfd_topology_init, kfd_topology_shutdown } from "./kfd_topology.ts";
-import { kfd_procfs_init, kfd_procfs_shutdown, kfd_process_create_wq, kfd_process_destroy_wq } from "./kfd_process.ts";
+import {
+  kfd_cleanup_processes, kfd_procfs_init, kfd_procfs_shutdown, kfd_process_create_wq, kfd_process_destroy_wq,
+} from "./kfd_process.ts";
+import { kgd2kfd_device_exit, kgd2kfd_device_init, kgd2kfd_probe } from "./kfd_device.ts";
+import { kgd2kfd_interrupt } from "./kfd_interrupt.ts";
+import { svm_range_restore_pages } from "./kfd_svm.ts";
+import { amdgpu_amdkfd_register_kfd, amdgpu_amdkfd_unregister_kfd, type kgd2kfd_calls } from "../amdgpu/amdgpu_amdkfd.ts";
 import { amdgpu_amdkfd_gpuvm_init_mem_limits, type kfd_mem_usage_limit } from "../amdgpu/amdgpu_amdkfd_gpuvm.ts";
 
 /** The PASIDs KFD hands out: 16 bits, 0 reserved (amdgpu_pasid_alloc(16)). */
 const KFD_PASID_BITS = 16;
 
 @injectable()
-export class amdkfd {
+export class amdkfd implements KernelModule {
+  params?: ModuleParams;
   // module parameters (amdgpu_drv.c)
   /** sched_policy: kemu's CP has no HWS firmware, so queues are loaded directly (NO_HWS). */
   sched_policy = KFD_SCHED_POLICY_NO_HWS;
@@ -113,10 +123,15 @@ export class amdkfd {
   pasids_in_use(): number {
     return this.pasids.size;
   }
-}
 
-/** How amdgpu asks for the machine's amdkfd: a class token, one instance per amdgpu module. */
-export const AMDKFD: InjectionToken<amdkfd> = amdkfd;
+  init(): Promise<number> {
+    return amdkfd_init(this);
+  }
+
+  exit(): Promise<void> {
+    return amdkfd_exit(this);
+  }
+}
 
 /**
  * kfd_init(): chardev, topology, process workqueues, /sys/class/kfd/kfd/proc. The kernel also
@@ -148,12 +163,43 @@ async function kfd_exit(kfd: amdkfd): Promise<void> {
   await kfd_chardev_exit(kfd);
 }
 
-/** kgd2kfd_init(): amdgpu's module init calls this first. */
-export function kgd2kfd_init(kfd: amdkfd): Promise<number> {
-  return kfd_init(kfd);
+/** The kgd2kfd table amdgpu calls through (amdgpu_amdkfd.h's kgd2kfd_* declarations). */
+function kgd2kfd_calls_of(kfd: amdkfd): kgd2kfd_calls {
+  return {
+    probe: (adev) => kgd2kfd_probe(kfd, adev),
+    device_init: (_adev, dev) => kgd2kfd_device_init(dev as kfd_dev),
+    device_exit: (dev) => kgd2kfd_device_exit(dev as kfd_dev),
+    interrupt: (dev, ih_ring_entry) => kgd2kfd_interrupt(dev as kfd_dev, ih_ring_entry),
+    svm_range_restore_pages: (adev, pasid, vmid, node_id, addr, _ts, write_fault) => svm_range_restore_pages(adev, pasid, vmid, node_id, addr, write_fault),
+  };
 }
 
-/** kgd2kfd_exit(): amdgpu's module exit, after every device is gone. */
-export function kgd2kfd_exit(kfd: amdkfd): Promise<void> {
-  return kfd_exit(kfd);
+/** kgd2kfd_init() + registration with amdgpu (module_init). */
+async function amdkfd_init(kfd: amdkfd): Promise<number> {
+  kfd.svm_debug_checks = kfd.params?.svm_debug_checks === true || kfd.params?.svm_debug_checks === 1;
+  const r = await kfd_init(kfd);
+  if (r) return r;
+  const reg = await amdgpu_amdkfd_register_kfd(kfd.k, kgd2kfd_calls_of(kfd));
+  if (reg) {
+    await kfd_exit(kfd);
+    return reg;
+  }
+  return 0;
 }
+
+/** module_exit: devices leave KFD, remaining processes are released, then kgd2kfd_exit(). */
+async function amdkfd_exit(kfd: amdkfd): Promise<void> {
+  await amdgpu_amdkfd_unregister_kfd(kfd.k);
+  await kfd_cleanup_processes(kfd);
+  await kfd_exit(kfd);
+  if (kfd.kfd_ih_wq) await kfd.wqs.destroy_workqueue(kfd.kfd_ih_wq);
+  kfd.kfd_ih_wq = null;
+}
+
+/** The loadable module: `insmod("amdkfd")` after amdgpu (or before: devices join when they come). */
+export const amdkfd_module: ModuleDef = {
+  name: "amdkfd",
+  cls: amdkfd,
+  params: { svm_debug_checks: 0 },
+  description: "AMD HSA Kernel Fusion Driver (compute, SVM)",
+};

@@ -296,8 +296,9 @@ export function kfd_process_xnack_mode(p: kfd_process, supported: boolean): bool
 function kfd_process_mmu_notifier_ops(kfd: amdkfd): mmu_notifier_ops {
   kfd.process_mmu_notifier_ops ??= {
     release: (mn, mm) => kfd_process_notifier_release(mn as kfd_process_mmu_notifier, mm),
-    // Runs from mmu_notifier_get(); the process already sits in the table.
-    alloc_notifier: (mm) => kfd_lookup_process_by_mm(kfd, mm)?.mmu_notifier ?? null,
+    // Runs from mmu_notifier_get(); the process already sits in the table. The reference the
+    // notifier holds is create_process()'s initial one, dropped by free_notifier.
+    alloc_notifier: (mm) => find_process_by_mm(kfd, mm)?.mmu_notifier ?? null,
     free_notifier: (mn) => kfd_unref_process((mn as kfd_process_mmu_notifier).process),
   };
   return kfd.process_mmu_notifier_ops;

@@ -65,6 +65,7 @@ import { IP_VERSION, type amdgpu_device } from "../amdgpu/amdgpu.ts";
 import { amdgpu_amdkfd_reserve_mem_limit, amdgpu_amdkfd_unreserve_mem_limit, drm_priv_to_vm } from "../amdgpu/amdgpu_amdkfd_gpuvm.ts";
 import { amdgpu_hmm_range_get_pages, amdgpu_hmm_range_get_pages_done, type hmm_range } from "../amdgpu/amdgpu_hmm.ts";
 import { amdgpu_vm_update_pdes, amdgpu_vm_update_range, type amdgpu_vm } from "../amdgpu/amdgpu_vm.ts";
+import { amdgpu_bo_reserve, amdgpu_bo_unreserve, type amdgpu_bo } from "../amdgpu/amdgpu_object.ts";
 import { amdgpu_gmc_filter_faults_remove, type amdgpu_pte_flags } from "../amdgpu/amdgpu_gmc.ts";
 import { amdgpu_ih_wait_on_checkpoint_process_ts } from "../amdgpu/amdgpu_ih.ts";
 import {
@@ -1019,6 +1020,35 @@ async function svm_range_map_to_gpus(prange: svm_range, offset: number, npages: 
   return r;
 }
 
+/**
+ * svm_range_reserve_bos(): reserve the page-directory BO of every target GPU's VM (the kernel
+ * locks them together with drm_exec; kemu takes them in gpuidx order, which needs no ww
+ * backoff). A GPU without a VM is left to map_to_gpus to refuse. The kernel ignores the result.
+ */
+async function svm_range_reserve_bos(p: kfd_process, bitmap: gpu_bitmap, intr: boolean): Promise<amdgpu_bo[] | number> {
+  const held: amdgpu_bo[] = [];
+  for (const gpuidx of for_each_set_bit(bitmap)) {
+    const pdd = kfd_process_device_from_gpuidx(p, gpuidx);
+    if (!pdd) {
+      svm_range_unreserve_bos(held);
+      return -EINVAL;
+    }
+    const root = drm_priv_to_vm(pdd.drm_priv)?.root?.bo;
+    if (!root) continue;
+    const r = await amdgpu_bo_reserve(root, !intr);
+    if (r) {
+      svm_range_unreserve_bos(held);
+      return r;
+    }
+    held.push(root);
+  }
+  return held;
+}
+
+function svm_range_unreserve_bos(held: amdgpu_bo[]): void {
+  for (const bo of held.reverse()) amdgpu_bo_unreserve(bo);
+}
+
 /** kfd_svm_page_owner(): the pgmap owner hmm compares device pages against. */
 function kfd_svm_page_owner(p: kfd_process, gpuidx: number): unknown {
   const pdd = kfd_process_device_from_gpuidx(p, gpuidx);
@@ -1073,7 +1103,8 @@ export async function svm_range_validate_and_map(
     p.k.WARN_ONCE(true, "VRAM BO missing during validation");
     return -EINVAL;
   }
-  void intr; // reservations are uninterruptible in kemu (no signals during a BO wait)
+  const reserved = await svm_range_reserve_bos(p, bitmap, intr);
+  if (typeof reserved === "number") return reserved;
   let owner = kfd_svm_page_owner(p, find_first_bit(bitmap));
   for (const idx of for_each_set_bit(bitmap)) {
     if (kfd_svm_page_owner(p, idx) !== owner) {
@@ -1120,6 +1151,7 @@ export async function svm_range_validate_and_map(
     svm_range_unlock(prange);
     addr = next;
   }
+  svm_range_unreserve_bos(reserved);
   if (!r) prange.validate_timestamp = p.k.ktime_get();
   return r;
 }

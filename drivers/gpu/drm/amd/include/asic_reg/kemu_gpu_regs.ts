@@ -91,7 +91,11 @@ export const VM_L2_PROTECTION_FAULT_STATUS__ATOMIC: RegField = [19, 1];
 export const VM_L2_PROTECTION_FAULT_STATUS__VMID: RegField = [20, 4];
 export const VM_L2_PROTECTION_FAULT_STATUS__VF: RegField = [24, 1];
 export const VM_L2_PROTECTION_FAULT_STATUS__VFID: RegField = [25, 4];
-/** PERMISSION_FAULTS bits (kemu encoding): which check failed. */
+/**
+ * PERMISSION_FAULTS bits (kemu encoding): which check failed. An invalid PDE/PTE sets VALID
+ * together with the bit of the access kind (a read of an unmapped page reports 0x3, as dmesg
+ * on real parts usually shows).
+ */
 export const PERM_FAULT_VALID = 1;
 export const PERM_FAULT_READ = 2;
 export const PERM_FAULT_WRITE = 4;
@@ -236,9 +240,9 @@ export function mmSDMA(instance: number, reg: number): number {
   return SDMA_BASE + SDMA_STRIDE * instance + reg;
 }
 
-// ---- CP (MEC) compute queues and shader memory config (0x0600..0x06ff) ------------------------
+// ---- CP (MEC) compute queues and shader memory config (0x1000..0x10ff; above the 8 SDMA slots) --
 
-export const CP_BASE = 0x0600;
+export const CP_BASE = 0x1000;
 export const mmCP_MEC_CNTL = CP_BASE + 0x00;
 export const CP_MEC_CNTL__MEC_ME1_HALT: RegField = [28, 1];
 export const mmCP_INT_CNTL = CP_BASE + 0x01;

@@ -1,0 +1,13 @@
+import "reflect-metadata";
+import { boot } from "../../index.ts";
+let t = performance.now();
+let m = await boot({});
+console.log("plain", performance.now() - t); await m.shutdown({ report_only: true });
+t = performance.now();
+m = await boot({ modules: ["amdgpu", "amdkfd"] });
+console.log("gpu", performance.now() - t); console.log(await m.shutdown({ report_only: true }));
+t = performance.now();
+m = await boot({ modules: ["amdgpu", "amdkfd"] });
+console.log("gpu2", performance.now() - t);
+t = performance.now();
+console.log(await m.shutdown({ report_only: true }), "shutdown", performance.now() - t);

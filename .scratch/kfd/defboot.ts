@@ -1,0 +1,10 @@
+import "reflect-metadata";
+import { boot, APU_MACHINE } from "../../index.ts";
+const m = await boot();
+const p = await m.spawn("x");
+console.log(await p.open("/dev/kfd", 2), (await p.readFile("/sys/class/kfd/kfd/topology/nodes/1/gpu_id")).trim());
+await p.exit();
+console.log(await m.shutdown({ report_only: true }));
+const a = await boot(APU_MACHINE);
+console.log(a.dmesg().filter(l => /kfd|amdgpu/.test(l)).join("\n"));
+console.log(await a.shutdown({ report_only: true }));

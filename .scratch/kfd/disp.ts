@@ -1,0 +1,38 @@
+import "reflect-metadata";
+import { boot } from "../../index.ts";
+import { HsaKmt } from "../../tools/hsakmt/hsakmt.ts";
+import { GpuDispatcher, copyDwordIsa, writeDwordIsa } from "../../tools/hsakmt/dispatch.ts";
+import { PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS } from "../../include/uapi/asm-generic/mman.ts";
+
+const xnack = Number(process.argv[2] ?? 1);
+const m = await boot({ modules: ["amdgpu", "amdkfd"] });
+const p = await m.spawn("disp");
+const kmt = HsaKmt.of(p);
+console.log("open", await kmt.hsaKmtOpenKFD());
+const sys = { NumNodes: 0, PlatformOem: 0, PlatformId: 0, PlatformRev: 0 };
+console.log("sys", kmt.hsaKmtAcquireSystemProperties(sys), sys);
+const props = {};
+console.log("node1", kmt.hsaKmtGetNodeProperties(1, props), JSON.stringify(props).slice(0, 300));
+console.log("xnack set", await kmt.hsaKmtSetXNACKMode(xnack));
+const xm = { enable: -5 };
+console.log("xnack get", await kmt.hsaKmtGetXNACKMode(xm), xm);
+const node = kmt.gpuNodes()[0]!;
+const d = await GpuDispatcher.create(kmt, node);
+if (typeof d === "number") throw new Error("create " + d);
+const src = await kmt.allocSvm(4096, node);
+const dst = await kmt.allocSvm(4096, node);
+await p.write(src, [1, 1, 1, 1]);
+const r = await d.run(copyDwordIsa(), { kernargs: [src, dst] });
+console.log("run", r, Buffer.from(await p.read(dst, 4)).toString("hex"), m.k.ktime_get());
+// RO range write
+const ro = await p.mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+await p.write(ro, [5, 5, 5, 5]);
+console.log("mprotect", await p.mprotect(ro, 4096, PROT_READ));
+console.log("svm", await kmt.hsaKmtSVMSetAttr(ro, 8192, 1, [{ type: 2, value: node }]));
+const r2 = await d.run(writeDwordIsa(), { kernargs: [ro + 0x40, 0x77] });
+console.log("run2", r2, ro.toString(16));
+console.log(m.dmesg().filter(l => /kfd|WARN|BUG|svm|fault|amdgpu/i.test(l)).slice(-20).join("\n"));
+console.log("destroy", await d.destroy());
+await p.exit();
+await m.settle();
+console.log(await m.shutdown({ report_only: true }));

@@ -1,0 +1,18 @@
+import "reflect-metadata";
+import { boot } from "../../index.ts";
+import { HsaKmt } from "../../tools/hsakmt/hsakmt.ts";
+const m = await boot({ modules: ["amdgpu", "amdkfd"] });
+const p = await m.spawn("disp");
+const kmt = HsaKmt.of(p);
+console.log("open", await kmt.hsaKmtOpenKFD());
+console.log("xn", await kmt.hsaKmtSetXNACKMode(Number(process.argv[2] ?? 1)));
+const node = kmt.gpuNodes()[0]!;
+console.log("node", node);
+const a = await kmt.allocSvm(4096, node);
+console.log("alloc", a);
+const ev = { event: null };
+console.log("ev", await kmt.hsaKmtCreateEvent({ EventType: 0, NodeId: node }, false, false, ev), ev);
+const ctrl = await kmt.allocSvm(0x10000, node, { exec: true });
+console.log("ctrl", ctrl);
+const q = { QueueId: 0, QueueDoorBell: 0, QueueRptrValue: ctrl + 0x1000, QueueWptrValue: ctrl + 0x1008 };
+console.log("q", await kmt.hsaKmtCreateQueue(node, 21, 100, 0, ctrl, 4096, null, q), q);

@@ -1,0 +1,17 @@
+import "reflect-metadata";
+import { boot } from "../../index.ts";
+import { HsaKmt } from "../../tools/hsakmt/hsakmt.ts";
+import { GpuDispatcher } from "../../tools/hsakmt/dispatch.ts";
+import { PCI_HOST } from "../../kernel/tokens.ts";
+import { CpBlock } from "../../hw/amdgpu/cp.ts";
+const C = CpBlock.prototype as any; const o = C.reg_write;
+C.reg_write = function (reg: number, v: number, sel: any) { console.log("cpwr", reg.toString(16), v.toString(16), JSON.stringify(sel), this.hqds.length); return o.call(this, reg, v, sel); };
+const m = await boot({ modules: ["amdgpu", "amdkfd"] });
+const p = await m.spawn("disp");
+const kmt = HsaKmt.of(p);
+console.log("open", await kmt.hsaKmtOpenKFD());
+const node = kmt.gpuNodes()[0]!;
+const d = await GpuDispatcher.create(kmt, node);
+const gpu = m.symbol(PCI_HOST).model(24) as any;
+console.log(gpu.cp === undefined, Object.keys(gpu));
+for (const h of gpu.cp.hqds) if (h.regs.some((x: number) => x)) console.log("hqd", h.pipe, h.queue, h.active, h.doorbell_index);
