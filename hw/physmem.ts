@@ -172,9 +172,12 @@ export class PhysMem {
       const a = pa + done;
       const in_frame = a % FRAME_SIZE;
       const n = Math.min(len - done, FRAME_SIZE - in_frame);
-      const f = this.frame(Math.floor(a / FRAME_SIZE));
-      if (f) dst.set(f.subarray(in_frame, in_frame + n), dst_off + done);
-      else dst.fill(0, dst_off + done, dst_off + done + n);
+      const slot = this.slot_of(Math.floor(a / FRAME_SIZE));
+      if (slot >= 0) {
+        // One view straight into the slab: this is the hot path of every CPU load.
+        const off = (slot % SLAB_FRAMES) * FRAME_SIZE + in_frame;
+        dst.set(this.slabs8[Math.floor(slot / SLAB_FRAMES)]!.subarray(off, off + n), dst_off + done);
+      } else dst.fill(0, dst_off + done, dst_off + done + n);
       done += n;
     }
   }
@@ -191,7 +194,10 @@ export class PhysMem {
       const a = pa + done;
       const in_frame = a % FRAME_SIZE;
       const n = Math.min(len - done, FRAME_SIZE - in_frame);
-      this.frame_for_write(Math.floor(a / FRAME_SIZE)).set(src.subarray(src_off + done, src_off + done + n), in_frame);
+      const slot = this.slot_for_write(Math.floor(a / FRAME_SIZE));
+      const off = (slot % SLAB_FRAMES) * FRAME_SIZE + in_frame;
+      const chunk = src_off + done === 0 && n === src.length ? src : src.subarray(src_off + done, src_off + done + n);
+      this.slabs8[Math.floor(slot / SLAB_FRAMES)]!.set(chunk, off);
       done += n;
     }
   }
