@@ -4,7 +4,9 @@
 
 import { ENFILE, ENOENT } from "../include/uapi/asm-generic/errno.ts";
 import { O_ACCMODE, O_NONBLOCK } from "../include/uapi/asm-generic/fcntl.ts";
-import { FMODE_OPENED, type file, type file_operations } from "../include/linux/fs.ts";
+import {
+  FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_OPENED, FMODE_READ, FMODE_WRITE, type file, type file_operations,
+} from "../include/linux/fs.ts";
 import type { Vfs } from "./namespace.ts";
 import { alloc_empty_file } from "./file_table.ts";
 import { OPEN_FMODE } from "./open.ts";
@@ -17,6 +19,9 @@ export function anon_inode_getfile(vfs: Vfs, _name: string, fops: file_operation
   if (!inode) return -ENFILE;
   if (fops.owner && !vfs.modules.try_module_get(fops.owner)) return -ENOENT;
   const f = alloc_empty_file({ mnt: vfs.anon_mnt, dentry }, inode, flags & (O_ACCMODE | O_NONBLOCK), OPEN_FMODE(flags) | FMODE_OPENED, fops);
+  // alloc_file(): what the fops can do, as do_dentry_open() decides for a path open.
+  if (f.f_mode & FMODE_READ && (fops.read || fops.read_iter)) f.f_mode |= FMODE_CAN_READ;
+  if (f.f_mode & FMODE_WRITE && (fops.write || fops.write_iter)) f.f_mode |= FMODE_CAN_WRITE;
   f.private_data = priv;
   return f;
 }

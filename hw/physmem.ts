@@ -125,6 +125,41 @@ export class PhysMem {
     return this.slabs8[Math.floor(slot / SLAB_FRAMES)]!.subarray(off, off + FRAME_SIZE);
   }
 
+  /**
+   * Read-only view of up to `max` frames from `pfn` that sit back to back in one host slab (the
+   * usual layout of memory written in address order), or null if `pfn` was never written. Bulk
+   * copies (GPU DMA engines) move such runs with one TypedArray.set instead of one per frame.
+   */
+  frames(pfn: number, max: number): Uint8Array | null {
+    const slot = this.slot_of(pfn);
+    if (slot < 0) return null;
+    const room = Math.min(max, SLAB_FRAMES - (slot % SLAB_FRAMES));
+    let n = 1;
+    while (n < room && this.slot_of(pfn + n) === slot + n) n++;
+    const off = (slot % SLAB_FRAMES) * FRAME_SIZE;
+    return this.slabs8[Math.floor(slot / SLAB_FRAMES)]!.subarray(off, off + n * FRAME_SIZE);
+  }
+
+  /**
+   * Writable view of up to `max` frames from `pfn` laid out back to back in one slab, backing
+   * `pfn` (and following never-written frames, while the next free slot keeps the run going).
+   */
+  frames_for_write(pfn: number, max: number): Uint8Array {
+    const slot = this.slot_for_write(pfn);
+    const room = Math.min(max, SLAB_FRAMES - (slot % SLAB_FRAMES));
+    let n = 1;
+    while (n < room) {
+      const s = this.slot_of(pfn + n);
+      if (s === slot + n || (s < 0 && this.free_slots.length === 0 && this.next_slot === slot + n && this.slot_for_write(pfn + n) === slot + n)) {
+        n++;
+        continue;
+      }
+      break;
+    }
+    const off = (slot % SLAB_FRAMES) * FRAME_SIZE;
+    return this.slabs8[Math.floor(slot / SLAB_FRAMES)]!.subarray(off, off + n * FRAME_SIZE);
+  }
+
   /** True once the frame has host backing. */
   is_backed(pfn: number): boolean {
     return this.slot_of(pfn) >= 0;

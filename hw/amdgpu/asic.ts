@@ -23,6 +23,12 @@ export interface AsicInfo {
   sdma_hub: HubId;
   /** IH client id of each SDMA instance. */
   sdma_client_ids: readonly number[];
+  /**
+   * The client id (CID) each SDMA instance presents to its hub's UTCL2, as the fault status
+   * register reports it: kemu's MMHUB table on GFX9 (0x10 + instance), gfxhub_v2_0's on GFX10
+   * (SDMA0 = 13, SDMA1 = 14).
+   */
+  sdma_utcl2_cids: readonly number[];
   /** GFX9-class IH has ring 1, the target of hardware retry-fault rerouting; Navi1x has none. */
   ih_num_rings: number;
   /** The UTCL2 can stall a shader access and replay it after the driver maps the page. */
@@ -41,6 +47,7 @@ export const ASICS: Readonly<Record<string, AsicInfo>> = Object.freeze({
     sdma_hub: "mm",
     sdma_client_ids: [SOC15_IH_CLIENTID_SDMA0, SOC15_IH_CLIENTID_SDMA1, SOC15_IH_CLIENTID_SDMA2,
       SOC15_IH_CLIENTID_SDMA3, SOC15_IH_CLIENTID_SDMA4],
+    sdma_utcl2_cids: [0x10, 0x11, 0x12, 0x13, 0x14],
     ih_num_rings: 2,
     retry_faults: true,
   },
@@ -57,6 +64,7 @@ export const ASICS: Readonly<Record<string, AsicInfo>> = Object.freeze({
     num_sdma: 2,
     sdma_hub: "gfx",
     sdma_client_ids: [SOC15_IH_CLIENTID_SDMA0, SOC15_IH_CLIENTID_SDMA1],
+    sdma_utcl2_cids: [0x10, 0x11],
     ih_num_rings: 1,
     retry_faults: false,
   },
@@ -70,6 +78,7 @@ export const ASICS: Readonly<Record<string, AsicInfo>> = Object.freeze({
     num_sdma: 2,
     sdma_hub: "gfx",
     sdma_client_ids: [SOC15_IH_CLIENTID_SDMA0, SOC15_IH_CLIENTID_SDMA1],
+    sdma_utcl2_cids: [13, 14],
     ih_num_rings: 1,
     retry_faults: true,
   },

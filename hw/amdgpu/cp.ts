@@ -18,7 +18,7 @@ import type { IhBlock } from "./ih.ts";
 import type { GpuAccess, VmHub } from "./gmc.ts";
 import type { GpuMemBus, GpuPhys } from "./mem.ts";
 import {
-  AMD_SIGNAL_EVENT_ID, AMD_SIGNAL_EVENT_MAILBOX_PTR, AMD_SIGNAL_VALUE, AQL_PACKET_BYTES, HSA_PACKET_TYPE_BARRIER_AND,
+  AMD_SIGNAL_VALUE, AQL_PACKET_BYTES, HSA_PACKET_TYPE_BARRIER_AND,
   HSA_PACKET_TYPE_KERNEL_DISPATCH, INSTR_BYTES, NUM_SREGS, Op, SREG_GRID_SIZE, SREG_KERNARG, SREG_WORKGROUP_ID,
   SREG_WORKGROUP_SIZE, op_name,
 } from "./isa.ts";
@@ -96,6 +96,8 @@ export class Hqd {
   /** Set on activation: fetch the write index once from the WPTR poll address. */
   private poll_wptr = false;
   private stalled_since = -1;
+  private stalled_page = -1;
+  private stalled_access: GpuAccess = "read";
   private force_noretry = false;
   /** Set when the queue stopped on an error (illegal instruction, bad packet). */
   error = "";
@@ -450,22 +452,32 @@ export class Hqd {
 
   // ---- memory through UTCL2 ------------------------------------------------------------------
 
-  /** Translates one access; null means the queue stalls on a retry fault. */
+  /**
+   * Translates one access; null means the queue stalls on a retry fault. The stall (and its
+   * retry timeout) belongs to the faulting access: only that access translating ends it, not the
+   * instruction fetch or other accesses the replay makes first.
+   */
   private xlate(va: number, access: GpuAccess, cid: number, atomic = false): { phys: GpuPhys; span: number } | null {
     const can_retry = !this.force_noretry && this.cp.retry_allowed(this.vmid);
     const r = this.cp.gfxhub.translate({ vmid: this.vmid, va, access, cid, can_retry, atomic });
+    const page = Math.floor(va / 4096);
+    const same = page === this.stalled_page && access === this.stalled_access;
     if (r.kind === "retry") {
       const now = this.cp.k.ktime_get();
-      if (this.stalled_since < 0) {
+      if (this.stalled_since < 0 || !same) {
         this.stalled_since = now;
+        this.stalled_page = page;
+        this.stalled_access = access;
         this.stats.retry_stalls++;
       } else if (now - this.stalled_since >= this.cp.cost.retry_timeout_ns) {
         this.force_noretry = true;
       }
       return null;
     }
-    this.stalled_since = -1;
-    this.force_noretry = false;
+    if (this.stalled_since < 0 || same) {
+      this.stalled_since = -1;
+      this.force_noretry = false;
+    }
     return r;
   }
 

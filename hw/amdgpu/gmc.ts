@@ -76,6 +76,8 @@ interface tlb_entry {
   phys_page: number;
   sys: boolean;
   flags: number;
+  /** Position in the VMID's replacement FIFO. */
+  slot?: number;
 }
 
 /** Why a walk failed; `cls` is the bit number of the context's matching interrupt-enable bit. */
@@ -99,6 +101,9 @@ export interface HubStats {
 export class VmHub {
   readonly regs = new Uint32Array(HUB_SIZE);
   private readonly tlb: Map<number, tlb_entry>[] = Array.from({ length: 16 }, () => new Map());
+  /** Per VMID, the page of each TLB slot in insertion order (-1 = free); replaced first-in first-out. */
+  private readonly tlb_fifo: Float64Array[] = Array.from({ length: 16 }, () => new Float64Array(TLB_ENTRIES_PER_VMID).fill(-1));
+  private readonly tlb_head = new Int32Array(16);
   /** Virtual time each invalidation engine's last request completes. */
   private readonly inv_done_at = new Float64Array(NUM_INVALIDATE_ENGINES);
   private readonly inv_mask = new Uint32Array(NUM_INVALIDATE_ENGINES);
@@ -174,7 +179,11 @@ export class VmHub {
   /** An invalidation engine request: drops the TLB entries of every VMID in the mask. */
   private invalidate(eng: number, req: number): void {
     const mask = REG_GET_FIELD(req, VM_INVALIDATE_ENG0_REQ__PER_VMID_INVALIDATE_REQ);
-    for (let v = 0; v < 16; v++) if (mask & (1 << v)) this.tlb[v]!.clear();
+    for (let v = 0; v < 16; v++) {
+      if (!(mask & (1 << v))) continue;
+      this.tlb[v]!.clear();
+      this.tlb_fifo[v]!.fill(-1);
+    }
     this.stats.invalidations++;
     this.inv_mask[eng] = mask;
     this.inv_done_at[eng] = this.k.ktime_get() + this.cost.tlb_invalidate_ns;
@@ -226,13 +235,25 @@ export class VmHub {
     const w = this.walk(r.vmid & 0xf, vpn);
     if (w.ok && this.permitted(w.e.flags, r.access)) {
       e = w.e;
-      if (map.size >= TLB_ENTRIES_PER_VMID) map.delete(map.keys().next().value!);
-      map.set(vpn, e);
+      this.tlb_insert(r.vmid & 0xf, vpn, e);
       return { kind: "ok", phys: { sys: e.sys, addr: e.phys_page + (va % PAGE) }, span };
     }
     // An invalid entry on the way (PDE or PTE) reports VALID plus the kind of access.
     const f = w.ok ? this.perm_failure(w.e.flags, r.access) : w.walker === WALKER_ERROR_RANGE ? w : { ...w, perm: PERM_FAULT_VALID | perm_bit(r.access) };
     return this.fault(r, f);
+  }
+
+  /** Caches a translation, pushing out the oldest entry of the VMID when all slots are used. */
+  private tlb_insert(vmid: number, vpn: number, e: tlb_entry): void {
+    const map = this.tlb[vmid]!;
+    const fifo = this.tlb_fifo[vmid]!;
+    const slot = this.tlb_head[vmid]!;
+    const old = fifo[slot]!;
+    if (old >= 0 && map.get(old)?.slot === slot) map.delete(old);
+    fifo[slot] = vpn;
+    e.slot = slot;
+    map.set(vpn, e);
+    this.tlb_head[vmid] = (slot + 1) % TLB_ENTRIES_PER_VMID;
   }
 
   private permitted(flags: number, access: GpuAccess): boolean {

@@ -21,15 +21,22 @@ export function copy_phys(dst: PhysMem, dpa: number, src: PhysMem, spa: number, 
   while (len > 0) {
     const so = spa % FRAME_SIZE;
     const doff = dpa % FRAME_SIZE;
-    const n = Math.min(len, FRAME_SIZE - so, FRAME_SIZE - doff);
-    const f = src.frame((spa - so) / FRAME_SIZE);
+    const spfn = (spa - so) / FRAME_SIZE;
+    const dpfn = (dpa - doff) / FRAME_SIZE;
+    // Runs of frames that are consecutive in their host slabs move with one set().
+    const f = src.frames(spfn, Math.ceil((len + so) / FRAME_SIZE));
     if (f) {
-      const d = dst.frame_for_write((dpa - doff) / FRAME_SIZE);
-      if (n === FRAME_SIZE) d.set(f);
-      else d.set(f.subarray(so, so + n), doff);
-    } else if (dst.is_backed((dpa - doff) / FRAME_SIZE)) {
-      dst.fill(dpa, n, 0);
+      const d = dst.frames_for_write(dpfn, Math.ceil((len + doff) / FRAME_SIZE));
+      const n = Math.min(len, f.length - so, d.length - doff);
+      d.set(so === 0 && n === f.length ? f : f.subarray(so, so + n), doff);
+      spa += n;
+      dpa += n;
+      len -= n;
+      continue;
     }
+    // Never-written source frame: reads as zeros.
+    const n = Math.min(len, FRAME_SIZE - so, FRAME_SIZE - doff);
+    if (dst.is_backed(dpfn)) dst.fill(dpa, n, 0);
     spa += n;
     dpa += n;
     len -= n;
@@ -86,11 +93,33 @@ export class GpuMemBus {
 
   /** Copies between two physically contiguous spans. */
   copy(dst: GpuPhys, src: GpuPhys, len: number): void {
-    const s = this.resolve(src, len, false);
-    const d = this.resolve(dst, len, true);
-    if (!d) return;
-    if (s) copy_phys(d.mem, d.pa, s.mem, s.pa, len);
-    else d.mem.fill(d.pa, len, src.sys ? 0xff : 0);
+    this.copy_at(dst, 0, src, 0, len);
+  }
+
+  /** copy() from `soff` bytes into `src` to `doff` bytes into `dst` (no intermediate objects). */
+  copy_at(dst: GpuPhys, doff: number, src: GpuPhys, soff: number, len: number): void {
+    const s = this.resolve_at(src, soff, len, false);
+    const sm = this.r_mem;
+    const d = this.resolve_at(dst, doff, len, true);
+    if (d < 0) return;
+    if (s >= 0) copy_phys(this.r_mem!, d, sm!, s, len);
+    else this.r_mem!.fill(d, len, src.sys ? 0xff : 0);
+  }
+
+  private r_mem: PhysMem | null = null;
+
+  /** resolve() returning the address and leaving the memory in r_mem; -1 if it aborts. */
+  private resolve_at(t: GpuPhys, off: number, len: number, write: boolean): number {
+    const addr = t.addr + off;
+    if (!t.sys) {
+      if (!this.vram_ok(addr, len)) return -1;
+      this.r_mem = this.vram;
+      return addr;
+    }
+    const r = this.port?.dma_ram(addr, len, write) ?? null;
+    if (!r) return -1;
+    this.r_mem = r.ram;
+    return r.pa;
   }
 
   /** Fills a contiguous span with a repeated dword. */

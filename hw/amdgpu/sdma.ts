@@ -82,6 +82,8 @@ export class SdmaEngine {
     private readonly ih: IhBlock,
     private readonly client_id: number,
     private readonly srbm: SrbmBus,
+    /** CID of this engine's requests at its hub's UTCL2 (see AsicInfo.sdma_utcl2_cids). */
+    private readonly utcl2_cid: number = SDMA_CID_BASE + instance,
   ) {
     this.timer = new timer_list(() => this.step(), `sdma${instance}`, "hw");
     this.regs[sdmaF32_CNTL] = REG_SET_FIELD(0, SDMA0_F32_CNTL__HALT, 1);
@@ -294,12 +296,25 @@ export class SdmaEngine {
     const src = d[3]! + d[4]! * 2 ** 32;
     const dst = d[5]! + d[6]! * 2 ** 32;
     this.advance(len);
+    // Translate each side only when its current contiguous span runs out.
     let done = 0;
+    let s = this.xlate(vmid, src, "read");
+    let t = this.xlate(vmid, dst, "write");
+    let s_used = 0;
+    let t_used = 0;
     while (done < bytes) {
-      const s = this.xlate(vmid, src + done, "read");
-      const t = this.xlate(vmid, dst + done, "write");
-      const n = Math.min(bytes - done, s.span, t.span);
-      this.mem.copy(t.phys, s.phys, n);
+      if (s_used === s.span) {
+        s = this.xlate(vmid, src + done, "read");
+        s_used = 0;
+      }
+      if (t_used === t.span) {
+        t = this.xlate(vmid, dst + done, "write");
+        t_used = 0;
+      }
+      const n = Math.min(bytes - done, s.span - s_used, t.span - t_used);
+      this.mem.copy_at(t.phys, t_used, s.phys, s_used, n);
+      s_used += n;
+      t_used += n;
       done += n;
     }
     this.stats.bytes_copied += bytes;
@@ -386,7 +401,7 @@ export class SdmaEngine {
   // ---- memory through the hub -----------------------------------------------------------------
 
   private xlate(vmid: number, va: number, access: GpuAccess): { phys: GpuPhys; span: number } {
-    const r: XlateResult = this.hub.translate({ vmid, va, access, cid: SDMA_CID_BASE + this.instance, can_retry: false });
+    const r: XlateResult = this.hub.translate({ vmid, va, access, cid: this.utcl2_cid, can_retry: false });
     if (r.kind === "retry") throw new Error("SDMA requests never retry");
     if (r.kind === "fault") this.regs[sdmaSTATUS_REG] = REG_SET_FIELD(this.regs[sdmaSTATUS_REG]!, SDMA0_STATUS_REG__PAGE_FAULT, 1);
     return r;

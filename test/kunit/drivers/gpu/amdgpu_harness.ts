@@ -10,7 +10,7 @@ import type { AmdgpuModule } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu
 import type { amdgpu_device } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu.ts";
 import type { AmdGpuDevice } from "../../../../hw/amdgpu/device.ts";
 import {
-  amdgpu_bo_create, amdgpu_bo_create_kernel, amdgpu_bo_free_kernel, amdgpu_bo_kmap, amdgpu_bo_reserve, amdgpu_bo_unref,
+  amdgpu_bo_create, amdgpu_bo_create_kernel, amdgpu_bo_free_kernel, amdgpu_bo_reserve, amdgpu_bo_unref,
   amdgpu_bo_unreserve, AMDGPU_GEM_CREATE_VRAM_CONTIGUOUS, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED, AMDGPU_GEM_DOMAIN_GTT,
   type amdgpu_bo, type amdgpu_kernel_bo,
 } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_object.ts";

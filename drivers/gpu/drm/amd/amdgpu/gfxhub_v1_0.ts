@@ -24,13 +24,18 @@ import {
 /** gfxhub_client_ids[]: UTCL2 clients by CID (GFX9 order). */
 const gfxhub_client_ids = ["CB", "DB", "IA", "WD", "CPF", "CPC", "CPG", "RLC", "TCP", "SQC (inst)", "SQC (data)", "SQG", "PA"];
 
+/** gfxhub_client_ids[] of gfxhub_v2_0 (Navi1x): SDMA translates here on GFX10. */
+const gfxhub_v2_0_client_ids = ["CB/DB", "Reserved", "GE1", "GE2", "CPF", "CPC", "CPG", "RLC", "TCP", "SQC (inst)", "SQC (data)",
+  "SQG", "Reserved", "SDMA0", "SDMA1", "GCR", "SDMA2", "SDMA3"];
+
 /** kemu's MMHUB client table: SDMA instances start at 0x10. */
 function mmhub_client_name(cid: number): string {
   return cid >= 0x10 && cid < 0x18 ? `SDMA${cid - 0x10}` : "unknown";
 }
 
 /** Builds the register table of the hub whose registers start at `base` (dword offset). */
-export function gfxhub_v1_0_init(name: string, base: number, gfx: boolean): amdgpu_vmhub {
+export function gfxhub_v1_0_init(name: string, base: number, gfx: boolean, gfx10 = false): amdgpu_vmhub {
+  const gfx_ids = gfx10 ? gfxhub_v2_0_client_ids : gfxhub_client_ids;
   return {
     name,
     ctx0_ptb_addr_lo32: base + hubVM_CONTEXT0_PAGE_TABLE_BASE_ADDR_LO32,
@@ -46,7 +51,7 @@ export function gfxhub_v1_0_init(name: string, base: number, gfx: boolean): amdg
     ctx_distance: 1,
     ctx_addr_distance: 2,
     eng_distance: 1,
-    client_name: gfx ? (cid) => gfxhub_client_ids[cid] ?? "unknown" : mmhub_client_name,
+    client_name: gfx ? (cid) => gfx_ids[cid] ?? "unknown" : mmhub_client_name,
   };
 }
 

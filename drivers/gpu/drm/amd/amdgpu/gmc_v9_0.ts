@@ -95,7 +95,7 @@ function gmc_v9_0_process_interrupt(adev: amdgpu_device, _source: amdgpu_irq_src
 export async function gmc_sw_init_common(adev: amdgpu_device, gart_pte_hi: number, process: amdgpu_irq_src["funcs"]): Promise<number> {
   adev.gmc.gmc_funcs = { flush_gpu_tlb: amdgpu_gmc_mmio_flush, emit_flush_gpu_tlb: amdgpu_gmc_emit_flush };
   const gfx9 = adev.ip_versions.gc[0] === 9;
-  adev.vmhub[AMDGPU_GFXHUB_0] = gfxhub_v1_0_init(gfx9 ? "gfxhub0" : "gfxhub", GFXHUB_BASE, true);
+  adev.vmhub[AMDGPU_GFXHUB_0] = gfxhub_v1_0_init(gfx9 ? "gfxhub0" : "gfxhub", GFXHUB_BASE, true, adev.ip_versions.gc[0]! >= 10);
   adev.vmhub[AMDGPU_MMHUB_0] = gfxhub_v1_0_init(gfx9 ? "mmhub0" : "mmhub", MMHUB_BASE, false);
   amdgpu_gmc_noretry_set(adev, adev.params.noretry, true);
   amdgpu_vm_adjust_size(adev, 256 * 1024, 9, 3, 48);

@@ -440,7 +440,7 @@ export interface kfd_wait_result {
  */
 export async function kfd_wait_on_events(p: kfd_process, num_events: number, events_ptr: number, all: boolean, io: kfd_wait_result): Promise<number> {
   const st = p.events;
-  let timeout = user_timeout_to_jiffies(io.timeout_ms);
+  const timeout = user_timeout_to_jiffies(io.timeout_ms);
   const k = p.k;
   const waiters: kfd_event_waiter_entry[] = [];
   const datas: Array<value_of<typeof kfd_event_data>> = [];
@@ -465,7 +465,6 @@ export async function kfd_wait_on_events(p: kfd_process, num_events: number, eve
     } else if (io.wait_result !== KFD_IOC_WAIT_RESULT_FAIL) {
       mutex_unlock(st.event_mutex);
       ret = await wait_loop(p, waiters, all, io, timeout);
-      timeout = 0;
       await mutex_lock(st.event_mutex);
       if (!ret && io.wait_result === KFD_IOC_WAIT_RESULT_COMPLETE) ret = await copy_signaled_event_data(p, waiters, events_ptr, datas);
     }

@@ -24,6 +24,7 @@ import type { kobject } from "../../../../../include/linux/sysfs.ts";
 import type { mmu_notifier_ops } from "../../../../../mm/mmu_notifier.ts";
 import { mutex } from "../../../../../kernel/locking/mutex.ts";
 import { rw_semaphore } from "../../../../../kernel/locking/rwsem.ts";
+import { wait_queue_head_t } from "../../../../../kernel/sched/wait.ts";
 import { KFD_SCHED_POLICY_NO_HWS, type kfd_dev, type kfd_process } from "./kfd_priv.ts";
 import type { svm_migrate_hooks } from "./kfd_svm.ts";
 import type { kfd_topology_device, kfd_system_properties } from "./kfd_topology.ts";
@@ -69,6 +70,12 @@ export class amdkfd implements KernelModule {
   /** kfd_processes_table: processes by mm. */
   readonly kfd_processes_table = new Map<mm_struct, kfd_process>();
   readonly kfd_processes_mutex: mutex;
+  /**
+   * Notifier releases taken out of the table but not finished (kemu: module exit waits for them,
+   * the part of mmu_notifier_synchronize() that covers an exit_mmap racing with rmmod).
+   */
+  releases_in_flight = 0;
+  readonly releases_wq: wait_queue_head_t;
   kfd_process_wq: workqueue_struct | null = null;
   kfd_restore_wq: workqueue_struct | null = null;
   /** kfd->ih_wq (one per device in the kernel): runs the nodes' interrupt work. */
@@ -100,6 +107,7 @@ export class amdkfd implements KernelModule {
   ) {
     this.topology_lock = new rw_semaphore(k, "topology_lock");
     this.kfd_processes_mutex = new mutex(k, "kfd_processes_mutex");
+    this.releases_wq = new wait_queue_head_t(k, "kfd_process_releases");
     this.kfd_processes_lock_for_suspend = new mutex(k, "kfd_mutex");
   }
 

@@ -12,6 +12,7 @@ import type { mm_struct } from "../../../../../include/linux/mm_types.ts";
 import type { task_struct } from "../../../../../kernel/sched/core.ts";
 import { mutex_lock, mutex_unlock } from "../../../../../kernel/locking/mutex.ts";
 import { kref_get, kref_put } from "../../../../../include/linux/kref.ts";
+import { wait_event, wake_up_all } from "../../../../../kernel/sched/wait.ts";
 import { INIT_DELAYED_WORK, INIT_WORK, WQ_FREEZABLE, WQ_MEM_RECLAIM } from "../../../../../kernel/workqueue.ts";
 import { mmget_not_zero, mmput } from "../../../../../kernel/fork.ts";
 import { mmu_notifier_get, mmu_notifier_put, type mmu_notifier, type mmu_notifier_ops } from "../../../../../mm/mmu_notifier.ts";
@@ -395,8 +396,10 @@ async function kfd_process_notifier_release(mn: kfd_process_mmu_notifier, mm: mm
     return;
   }
   kfd.kfd_processes_table.delete(mm);
+  kfd.releases_in_flight++;
   mutex_unlock(kfd.kfd_processes_mutex);
   await kfd_process_notifier_release_internal(p);
+  if (--kfd.releases_in_flight === 0) wake_up_all(kfd.releases_wq);
 }
 
 async function kfd_process_notifier_release_internal(p: kfd_process): Promise<void> {
@@ -496,6 +499,8 @@ export async function kfd_cleanup_processes(kfd: amdkfd): Promise<void> {
     kfd.kfd_processes_table.delete(mm);
     await kfd_process_notifier_release_internal(p);
   }
+  // An exit_mmap that took its process out of the table first may still be releasing it.
+  await wait_event(kfd.releases_wq, () => kfd.releases_in_flight === 0);
   await kfd.wqs.flush_workqueue(kfd.kfd_process_wq!);
 }
 

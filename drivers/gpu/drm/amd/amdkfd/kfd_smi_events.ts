@@ -83,7 +83,8 @@ function kfd_smi_event_add(pid: number, dev: kfd_node, smi_event: number, text: 
 }
 
 const hex = (n: number): string => n.toString(16);
-const now_ns = (dev: kfd_node): number => dev.k.ktime_get();
+/** ktime_get_boottime_ns(): whole nanoseconds (the device cost model leaves fractions). */
+const now_ns = (dev: kfd_node): number => Math.floor(dev.k.ktime_get());
 
 export function kfd_smi_event_update_vmfault(dev: kfd_node, pasid: number): void {
   const p = kfd_lookup_process_by_pasid(dev.kfd.amdkfd, pasid);
@@ -93,7 +94,7 @@ export function kfd_smi_event_update_vmfault(dev: kfd_node, pasid: number): void
 }
 
 export function kfd_smi_event_page_fault_start(node: kfd_node, pid: number, address: number, write_fault: boolean, ts: number): void {
-  kfd_smi_event_add(pid, node, KFD_SMI_EVENT_PAGE_FAULT_START, `${ts} -${pid} @${hex(address)}(${hex(node.id)}) ${write_fault ? "W" : "R"}\n`);
+  kfd_smi_event_add(pid, node, KFD_SMI_EVENT_PAGE_FAULT_START, `${Math.floor(ts)} -${pid} @${hex(address)}(${hex(node.id)}) ${write_fault ? "W" : "R"}\n`);
 }
 
 export function kfd_smi_event_page_fault_end(node: kfd_node, pid: number, address: number, migration: boolean): void {

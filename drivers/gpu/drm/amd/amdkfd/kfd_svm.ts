@@ -443,7 +443,8 @@ function svm_range_new(svms: svm_range_list, start: number, last: number, update
 
 // ---- VRAM backing references ------------------------------------------------------------------
 
-function svm_bo_ref_unless_zero(svm_bo: svm_range_bo | null): boolean {
+/** svm_bo_ref_unless_zero(): a reference unless the BO is already being released (for kfd_migrate). */
+export function svm_bo_ref_unless_zero(svm_bo: svm_range_bo | null): boolean {
   return !!svm_bo && kref_get_unless_zero(svm_bo.kref) !== 0;
 }
 
@@ -1643,10 +1644,9 @@ async function svm_range_restore_pages_locked(adev: amdgpu_device, p: kfd_proces
     return { err: -EFAULT, node: null };
   }
   const gpuidx = { idx: MAX_GPU_INSTANCE };
-  let r = 0;
   await mmap_read_lock(mm);
   let write_locked = false;
-  let prange: svm_range | null = null;
+  let prange: svm_range | null;
   for (;;) {
     await mutex_lock(svms.lock);
     prange = svm_range_from_addr(svms, addr);
@@ -1670,7 +1670,7 @@ async function svm_range_restore_pages_locked(adev: amdgpu_device, p: kfd_proces
   }
   if (write_locked) mmap_write_downgrade(mm);
   await mutex_lock(prange.migrate_mutex);
-  r = await svm_range_restore_range(p, node, prange, mm, addr, write_fault, timestamp, gpuidx);
+  const r = await svm_range_restore_range(p, node, prange, mm, addr, write_fault, timestamp, gpuidx);
   mutex_unlock(prange.migrate_mutex);
   mutex_unlock(svms.lock);
   mmap_read_unlock(mm);
@@ -1698,7 +1698,7 @@ async function svm_range_restore_range(p: kfd_process, node: kfd_node, prange: s
   const start = Math.max(ALIGN_DOWN(addr, size), prange.start);
   const last = Math.min(ALIGN(addr + 1, size) - 1, prange.last);
   let migration = false;
-  let r = 0;
+  let r: number;
   const migrate = p.amdkfd.svm_migrate;
   if (migrate && (prange.actual_loc !== 0 || best_loc !== 0)) {
     migration = true;
@@ -1939,7 +1939,7 @@ async function svm_range_get_attr(p: kfd_process, mm: mm_struct, start: number, 
   // Settle earlier munmaps first; a concurrent one is the application's race.
   await p.amdkfd.wqs.flush_work(svms.deferred_list_work);
   await mmap_read_lock(mm);
-  let r = await svm_range_is_valid(p, mm, start, size);
+  const r = await svm_range_is_valid(p, mm, start, size);
   mmap_read_unlock(mm);
   if (r) return r;
   const want = { preferred: false, prefetch: false, access: false, flags: false, granularity: false };

@@ -27,7 +27,7 @@ export function upper_32_bits(v: number): number {
   return Math.floor(v / 2 ** 32) >>> 0;
 }
 
-/** Size of the MMIO register BAR (BAR5). */
+/** Size of the MMIO register BAR (BAR4 in kemu; BAR5 on real parts). */
 export const KEMU_MMIO_SIZE = 512 * 1024;
 /** Size of the doorbell BAR (BAR2). */
 export const KEMU_DOORBELL_SIZE = 8 * 1024 * 1024;
