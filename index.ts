@@ -23,3 +23,5 @@ export type { struct_layout, field_type, value_of } from "./include/uapi/struct_
 export { SEEK_SET, SEEK_CUR, SEEK_END } from "./include/linux/fs.ts";
 // The dmirror (lib/test_hmm) ABI: HMM_DMIRROR_* requests, snapshot bytes, struct hmm_dmirror_cmd.
 export * from "./include/uapi/linux/test_hmm_uapi.ts";
+// The amdkfd ABI (/dev/kfd): AMDKFD_IOC_* requests, KFD_IOCTL_SVM_* attributes, argument structs.
+export * from "./include/uapi/linux/kfd_ioctl.ts";

@@ -21,3 +21,20 @@ def insert_ftrace(path, items, import_line, after_import):
             sys.exit(f"{path}: import anchor not unique")
         s = s.replace(after_import, after_import + '\n' + import_line)
     open(path, 'w').write(s)
+
+def import_end(path):
+    lines = open(path).read().split('\n')
+    last = None
+    in_imports = False
+    for i, l in enumerate(lines):
+        if l.startswith('import '):
+            in_imports = True
+        if in_imports and (l.startswith('export ') or l.startswith('function ') or l.startswith('const ') or l.startswith('class ') or l.startswith('async ') or l.startswith('/**') or l.startswith('@')):
+            break
+        if in_imports and l.rstrip().endswith('";'):
+            last = l
+    return last
+
+def instrument(path, items, depth):
+    imp = 'import { ftrace } from "' + '../' * depth + 'include/linux/ftrace.ts";'
+    insert_ftrace(path, items, imp, import_end(path))

@@ -6,6 +6,7 @@
 import { FMODE_OPENED, file as file_struct, ihold, iput, type file, type file_operations, type inode } from "../include/linux/fs.ts";
 import type { path } from "../include/linux/dcache.ts";
 import { task_work_add } from "../kernel/task_work.ts";
+import type { Vfs } from "./namespace.ts";
 
 /** alloc_empty_file() + the path/inode part of do_dentry_open(): a file not yet opened. */
 export function alloc_empty_file(p: path, inode: inode, flags: number, mode: number, fops: file_operations): file {
@@ -34,9 +35,29 @@ export function fput(f: file): void {
   const t = vfs.k.current;
   if (!vfs.k.sched.in_interrupt() && t.kind === "user" && task_work_add(t, () => __fput(f)) === 0) return;
   // schedule_delayed_work(&delayed_fput_work): a worker context runs the release soon.
-  vfs.k.sched.kthread_run(() => __fput(f), "delayed_fput").catch((e: unknown) => {
+  const pending = delayed_fputs(vfs);
+  const work: Promise<void> = vfs.k.sched.kthread_run(() => __fput(f), "delayed_fput").catch((e: unknown) => {
     vfs.k.pr_err(`delayed_fput: ${String(e)}`);
-  });
+  }).finally(() => pending.delete(work));
+  pending.add(work);
+}
+
+/** The releases handed to delayed_fput workers and not finished, per VFS (delayed_fput_list). */
+const delayed_fput_lists = new WeakMap<Vfs, Set<Promise<void>>>();
+
+function delayed_fputs(vfs: Vfs): Set<Promise<void>> {
+  let s = delayed_fput_lists.get(vfs);
+  if (!s) delayed_fput_lists.set(vfs, (s = new Set()));
+  return s;
+}
+
+/**
+ * flush_delayed_fput(): waits until every release handed to the delayed_fput worker has run
+ * (a module whose objects hold other modules' files calls it before those modules may go).
+ */
+export async function flush_delayed_fput(vfs: Vfs): Promise<void> {
+  const pending = delayed_fputs(vfs);
+  while (pending.size) await vfs.k.sched.wait_for(Promise.allSettled([...pending]), "flush_delayed_fput");
 }
 
 /** __fput_sync(): for kernel threads that must see ->release done before going on. */

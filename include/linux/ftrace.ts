@@ -11,12 +11,16 @@
 
 import "reflect-metadata";
 import type { Kernel } from "../../kernel/kernel.ts";
-import { ftrace_graph_key, tracing_of } from "../../kernel/trace/trace.ts";
+import { ftrace_graph_key, tracing_of, type graph_scope } from "../../kernel/trace/trace.ts";
 
-const NOP: Disposable = { [Symbol.dispose]() {} };
+const NOP: graph_scope = { [Symbol.dispose]() {}, ret: (r) => r };
 
-/** The entry of traced function `func` in machine `k`; disposing the scope is its return. */
-export function ftrace(k: Kernel, func: string): Disposable {
+/**
+ * The entry of traced function `func` in machine `k`; disposing the scope is its return. A
+ * sync function that may hand back a promise returns through the scope instead:
+ * `using scope = ftrace(k, "f"); ... return scope.ret(p);` (the return is when p settles).
+ */
+export function ftrace(k: Kernel, func: string): graph_scope {
   if (ftrace_graph_key.count === 0) return NOP;
   return tracing_of(k)?.graph_scope(func) ?? NOP;
 }

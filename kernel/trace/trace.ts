@@ -135,7 +135,31 @@ export function tracing_of(k: Kernel): Tracing | undefined {
   return instances.get(k);
 }
 
-const NOP_SCOPE: Disposable = { [Symbol.dispose]() {} };
+/** An open function_graph call: disposing it is the function's return. */
+export interface graph_scope extends Disposable {
+  /**
+   * For a function that may return a promise without awaiting it (`number | Promise<number>`):
+   * passes `r` through, and if it is a promise the return is recorded when it settles instead.
+   */
+  ret<R>(r: R): R;
+}
+
+const NOP_SCOPE: graph_scope = { [Symbol.dispose]() {}, ret: (r) => r };
+
+/** A scope that records the return once: at dispose, or when a returned promise settles. */
+function open_scope(close: () => void): graph_scope {
+  let held = false;
+  return {
+    ret<R>(r: R): R {
+      if (!(r instanceof Promise)) return r;
+      held = true;
+      return r.finally(close) as R;
+    },
+    [Symbol.dispose]() {
+      if (!held) close();
+    },
+  };
+}
 
 /** A function_graph shadow-stack frame (ftrace_ret_stack). */
 interface graph_frame {
@@ -352,11 +376,11 @@ export class Tracing {
    * The entry of a traced function whose return is the end of the returned scope: a kernel
    * function opens one with `using _ = ftrace(k, "name")` (include/linux/ftrace.ts).
    */
-  graph_scope(func: string): Disposable {
+  graph_scope(func: string): graph_scope {
     if (!this.graph_on) return NOP_SCOPE;
     const t = this.k.current;
     this.graph_entry(t, func);
-    return { [Symbol.dispose]: () => this.graph_return(t, func) };
+    return open_scope(() => this.graph_return(t, func));
   }
 
   /** ftrace_graph_entry for the current context, for code that cannot wrap a closure. */

@@ -23,11 +23,12 @@ import { MADV_DONTFORK, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from
 import { layout_decode, layout_encode } from "../../include/uapi/struct_layout.ts";
 import * as K from "../../include/uapi/linux/kfd_ioctl.ts";
 import {
-  FAMILY_AI, FAMILY_NV, HSAKMT_STATUS, HSA_EVENTID_MEMORY_FATAL_PROCESS, HSA_EVENTTYPE_MAXID, HSA_EVENTTYPE_MEMORY,
-  HSA_HEAPTYPE_FRAME_BUFFER_PRIVATE, HSA_HEAPTYPE_FRAME_BUFFER_PUBLIC, HSA_QUEUE_COMPUTE, HSA_QUEUE_COMPUTE_AQL,
-  HSA_QUEUE_PRIORITY_MAXIMUM, HSA_QUEUE_PRIORITY_MINIMUM, HSA_QUEUE_SDMA, HSA_SVM_FLAG_COHERENT, HSA_SVM_FLAG_GPU_EXEC,
-  HSA_SVM_FLAG_HOST_ACCESS, INVALID_NODEID, type HSA_SVM_ATTRIBUTE, type HsaEvent, type HsaEventDescriptor,
-  type HsaMemoryProperties, type HsaNodeProperties, type HsaQueueResource, type HsaSystemProperties, type HsaVersionInfo,
+  FAMILY_AI, FAMILY_NV, HSAKMT_STATUS, HSA_EVENTID_MEMORY_FATAL_PROCESS, HSA_EVENTTYPE_DEBUG_EVENT, HSA_EVENTTYPE_MAXID,
+  HSA_EVENTTYPE_MEMORY, HSA_EVENTTYPE_SIGNAL, HSA_HEAPTYPE_FRAME_BUFFER_PRIVATE, HSA_HEAPTYPE_FRAME_BUFFER_PUBLIC,
+  HSA_QUEUE_COMPUTE, HSA_QUEUE_COMPUTE_AQL, HSA_QUEUE_PRIORITY_MAXIMUM, HSA_QUEUE_PRIORITY_MINIMUM, HSA_QUEUE_SDMA,
+  HSA_SVM_FLAG_COHERENT, HSA_SVM_FLAG_GPU_EXEC, HSA_SVM_FLAG_HOST_ACCESS, INVALID_NODEID, type HSA_SVM_ATTRIBUTE, type HsaEvent,
+  type HsaEventDescriptor, type HsaMemoryProperties, type HsaNodeProperties, type HsaQueueResource, type HsaSystemProperties,
+  type HsaVersionInfo,
 } from "./hsakmttypes.ts";
 
 const PAGE_SIZE = 4096;
@@ -47,8 +48,6 @@ interface NodeInfo {
   name: string;
   props: Map<string, number>;
   mem: HsaMemoryProperties[];
-  /** GPU nodes: the render node fd the VM was acquired with. */
-  drm_fd: number;
 }
 
 /** A queue the thunk created: what it needs to ring and destroy it. */
@@ -82,6 +81,8 @@ export class HsaKmt {
   private wait_buf = 0;
   private wait_buf_size = 0;
   private readonly queues = new Map<number, ThunkQueue>();
+  /** Render-node descriptors by minor (libhsakmt's drm_render_fds). */
+  private readonly render_fds = new Map<number, number>();
 
   private constructor(readonly proc: Process) {}
 
@@ -130,7 +131,10 @@ export class HsaKmt {
     return HSAKMT_STATUS.SUCCESS;
   }
 
-  /** hsaKmtCloseKFD(): the last close releases the descriptors (the KFD process lives on until exit). */
+  /**
+   * hsaKmtCloseKFD(): the last close closes /dev/kfd (the render nodes stay open, and the KFD
+   * process with its queues and ranges lives on until the process exits).
+   */
   async hsaKmtCloseKFD(): Promise<HSAKMT_STATUS> {
     if (this.open_count === 0) return HSAKMT_STATUS.KERNEL_IO_CHANNEL_NOT_OPENED;
     if (--this.open_count === 0) await this.close_all();
@@ -144,7 +148,6 @@ export class HsaKmt {
   }
 
   private async close_all(): Promise<void> {
-    for (const n of this.nodes) if (n.drm_fd >= 0) await this.proc.close(n.drm_fd);
     if (this.kfd_fd >= 0) await this.proc.close(this.kfd_fd);
     this.kfd_fd = -1;
     this.nodes = [];
@@ -160,13 +163,23 @@ export class HsaKmt {
       return HSAKMT_STATUS.ERROR;
     }
     for (const n of gpus) {
-      const minor = n.props.get("drm_render_minor") ?? 0;
-      const drm_fd = await this.proc.open(`/dev/dri/renderD${minor}`, O_RDWR | O_CLOEXEC);
+      const drm_fd = await this.open_drm_render_device(n.props.get("drm_render_minor") ?? 0);
       if (drm_fd < 0) return HSAKMT_STATUS.ERROR;
-      n.drm_fd = drm_fd;
       if ((await this.proc.ioctl(this.kfd_fd, K.AMDKFD_IOC_ACQUIRE_VM, { drm_fd, gpu_id: n.gpu_id })) < 0) return HSAKMT_STATUS.ERROR;
     }
     return HSAKMT_STATUS.SUCCESS;
+  }
+
+  /**
+   * open_drm_render_device(): render nodes stay open for the life of the process (across
+   * CloseKFD/OpenKFD), so a re-open acquires the VM with the same file KFD already holds.
+   */
+  private async open_drm_render_device(minor: number): Promise<number> {
+    const cached = this.render_fds.get(minor);
+    if (cached !== undefined) return cached;
+    const fd = await this.proc.open(`/dev/dri/renderD${minor}`, O_RDWR | O_CLOEXEC);
+    if (fd >= 0) this.render_fds.set(minor, fd);
+    return fd;
   }
 
   // ---- topology (topology.c) -------------------------------------------------------------
@@ -194,7 +207,7 @@ export class HsaKmt {
           mem.push({ HeapType: m.get("heap_type") ?? 0, SizeInBytes: m.get("size_in_bytes") ?? 0, Flags: m.get("flags") ?? 0,
             Width: m.get("width") ?? 0, MemoryClockMax: m.get("mem_clk_max") ?? 0 });
         }
-        nodes.push({ gpu_id, name, props, mem, drm_fd: -1 });
+        nodes.push({ gpu_id, name, props, mem });
       }
     } catch (e) {
       if (e instanceof SyscallError) return HSAKMT_STATUS.ERROR;
@@ -513,7 +526,8 @@ export class HsaKmt {
       return HSAKMT_STATUS.ERROR;
     }
     if (new_page) this.events_page = new_page;
-    const signal = args.event_slot_index < K.KFD_SIGNAL_EVENT_LIMIT && EventDesc.EventType !== HSA_EVENTTYPE_MEMORY && args.event_page_offset > 0;
+    // As libhsakmt: a slot address whenever KFD answered with a page offset and a valid slot.
+    const signal = args.event_page_offset > 0 && args.event_slot_index < K.KFD_SIGNAL_EVENT_LIMIT;
     const e: HsaEvent = {
       EventId: args.event_id,
       EventData: {
@@ -624,7 +638,7 @@ function is_location_attr(type: number): boolean {
   return type === K.KFD_IOCTL_SVM_ATTR_PREFERRED_LOC || type === K.KFD_IOCTL_SVM_ATTR_PREFETCH_LOC;
 }
 
-/** IsSystemEventType(): events the runtime cannot set or reset itself. */
+/** IsSystemEventType(): events the runtime cannot set or reset itself (debug events act as signals). */
 function is_system_event(type: number): boolean {
-  return type !== 0 && type !== 5 && type !== 6;
+  return type !== HSA_EVENTTYPE_SIGNAL && type !== HSA_EVENTTYPE_DEBUG_EVENT;
 }

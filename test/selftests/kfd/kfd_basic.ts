@@ -12,7 +12,7 @@ import {
   HSAKMT_STATUS, HSA_CAP_SVMAPI_SUPPORTED, HSA_EVENTTYPE_MEMORY, HSA_EVENTTYPE_SIGNAL, type HsaEvent, type HsaNodeProperties,
 } from "../../../tools/hsakmt/hsakmttypes.ts";
 import * as K from "../../../include/uapi/linux/kfd_ioctl.ts";
-import { EBADF, EBUSY, EFAULT, EINVAL, ENOTSUPP } from "../../../include/uapi/asm-generic/errno.ts";
+import { EBADF, EBUSY, EFAULT, EINVAL, ENOMEM, ENOTSUPP } from "../../../include/uapi/asm-generic/errno.ts";
 import { O_RDWR } from "../../../include/uapi/asm-generic/fcntl.ts";
 import { _IOWR } from "../../../include/uapi/asm-generic/ioctl.ts";
 import { layout_decode } from "../../../include/uapi/struct_layout.ts";
@@ -58,6 +58,11 @@ TEST_F(kfd, "version_and_topology", async (self) => {
   EXPECT_EQ(HSAKMT_STATUS.KERNEL_ALREADY_OPENED, await self.kmt.hsaKmtOpenKFD());
   EXPECT_EQ(HSAKMT_STATUS.SUCCESS, await self.kmt.hsaKmtCloseKFD());
   EXPECT_EQ(HSAKMT_STATUS.SUCCESS, self.kmt.hsaKmtGetVersion(v), "still open once");
+  EXPECT_EQ(HSAKMT_STATUS.SUCCESS, await self.kmt.hsaKmtCloseKFD());
+  EXPECT_EQ(HSAKMT_STATUS.KERNEL_IO_CHANNEL_NOT_OPENED, self.kmt.hsaKmtGetVersion(v));
+  EXPECT_EQ(HSAKMT_STATUS.KERNEL_IO_CHANNEL_NOT_OPENED, await self.kmt.hsaKmtSVMSetAttr(PAGE, PAGE, 0, []));
+  EXPECT_EQ(HSAKMT_STATUS.KERNEL_IO_CHANNEL_NOT_OPENED, await self.kmt.hsaKmtCloseKFD());
+  EXPECT_EQ(HSAKMT_STATUS.SUCCESS, await self.kmt.hsaKmtOpenKFD(), "the KFD process lives on; open again");
 });
 
 TEST_F(kfd, "process_apertures", async (self) => {
@@ -117,6 +122,7 @@ TEST_F(kfd, "queue_and_event_errors_change_nothing", async (self, _v, _metadata)
     ["priority above 15", { queue_priority: 16 }, -EINVAL],
     ["percentage above 100", { queue_percentage: 101 }, -EINVAL],
     ["unknown queue type", { queue_type: 9 }, -ENOTSUPP],
+    ["SDMA queue: kemu's SDMA engines have no user queues", { queue_type: K.KFD_IOC_QUEUE_TYPE_SDMA }, -ENOMEM],
     ["write pointer in kernel space", { write_pointer_address: 2 ** 63 }, -EFAULT],
   ];
   for (const [what, over, want] of cases) {

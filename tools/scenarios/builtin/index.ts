@@ -10,6 +10,9 @@ import process_exit_device from "./process_exit_device.ts";
 import dmirror_evict from "./dmirror_evict.ts";
 import fork_cow from "./fork_cow.ts";
 import pri_fault from "./pri_fault.ts";
+import gpu_retry_fault from "./gpu_retry_fault.ts";
+import partial_munmap from "./partial_munmap.ts";
+import xnack_off_eviction from "./xnack_off_eviction.ts";
 
 export const builtin_scenarios: readonly Scenario[] = [
   dmirror_migrate,
@@ -20,6 +23,9 @@ export const builtin_scenarios: readonly Scenario[] = [
   dmirror_evict,
   fork_cow,
   pri_fault,
+  gpu_retry_fault,
+  partial_munmap,
+  xnack_off_eviction,
 ];
 
 export function find_scenario(name: string): Scenario | undefined {

@@ -97,7 +97,8 @@ export default defineScenario({
       return p.ioctl(fd, APU_IOC_WAIT, w);
     });
     ctx.check(ret === 0 && w.status === 0, `the dispatch completed (ret ${ret}, status ${w.status})`);
-    const out = new DataView((await p.read(dst, PAGE)).buffer);
+    const bytes = await p.read(dst, PAGE);
+    const out = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     ctx.check(Array.from({ length: WORDS }, (_, i) => out.getUint32(i * 4, true) === i * 3 + 1).every(Boolean), "dst[i] = src[i] + 1");
     await p.close(fd);
     await p.exit();

@@ -17,6 +17,7 @@ import type { amdgpu_fpriv } from "./amdgpu_kms.ts";
 import type { kfd_dev } from "../amdkfd/kfd_priv.ts";
 import { dev_pagemap } from "../../../../../include/linux/memremap.ts";
 import { EINVAL } from "../../../../../include/uapi/asm-generic/errno.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 /** What amdkfd provides to amdgpu (the kgd2kfd_* entry points and the SVM fault hook). */
 export interface kgd2kfd_calls {
@@ -122,6 +123,7 @@ export async function amdgpu_amdkfd_unregister_kfd(k: Kernel): Promise<void> {
 
 /** amdgpu_amdkfd_interrupt(): forwards an unhandled IV to KFD. */
 export function amdgpu_amdkfd_interrupt(adev: amdgpu_device, ih_ring_entry: Uint32Array): void {
+  using _ = ftrace(adev.k, "amdgpu_amdkfd_interrupt");
   const calls = registry(adev.k).calls;
   if (adev.kfd.dev && adev.kfd.init_complete && calls) calls.interrupt(adev.kfd.dev, ih_ring_entry);
 }

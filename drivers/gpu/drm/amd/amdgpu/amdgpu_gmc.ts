@@ -23,6 +23,7 @@ import {
   VM_INVALIDATE_ENG0_REQ__INVALIDATE_L2_PTES, VM_INVALIDATE_ENG0_REQ__PER_VMID_INVALIDATE_REQ, lower_32_bits, upper_32_bits,
   mmIH_VMID_0_LUT,
 } from "../include/asic_reg/kemu_gpu_regs.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 /** A 64-bit PTE/PDE flag word as two 32-bit halves. */
 export interface amdgpu_pte_flags {
@@ -194,6 +195,7 @@ export function amdgpu_gmc_mmio_flush(adev: amdgpu_device, vmid: number, vmhub: 
 
 /** amdgpu_gmc_flush_gpu_tlb(): flush `vmid`'s translations on hub `vmhub`. */
 export function amdgpu_gmc_flush_gpu_tlb(adev: amdgpu_device, vmid: number, vmhub: number, flush_type: number): void {
+  using _ = ftrace(adev.k, "amdgpu_gmc_flush_gpu_tlb");
   adev.gmc.gmc_funcs?.flush_gpu_tlb(adev, vmid, vmhub, flush_type);
 }
 
@@ -202,6 +204,7 @@ export function amdgpu_gmc_flush_gpu_tlb(adev: amdgpu_device, vmid: number, vmhu
  * VMID→PASID table the KFD programs), on all hubs if `all_hub`. -EINVAL-free: no VMID, no flush.
  */
 export function amdgpu_gmc_flush_gpu_tlb_pasid(adev: amdgpu_device, pasid: number, flush_type: number, all_hub: boolean): number {
+  using _ = ftrace(adev.k, "amdgpu_gmc_flush_gpu_tlb_pasid");
   for (let vmid = 1; vmid < 16; vmid++) {
     if ((RREG32(adev, mmIH_VMID_0_LUT + vmid) & 0xffff) !== pasid) continue;
     if (all_hub) for (let hub = 0; hub < adev.vmhub.length; hub++) amdgpu_gmc_flush_gpu_tlb(adev, vmid, hub, flush_type);
@@ -257,6 +260,7 @@ function hash_64(val: number, bits: number): number {
  * seen within the window and not expired; otherwise records it and returns false.
  */
 export function amdgpu_gmc_filter_faults(adev: amdgpu_device, ih: amdgpu_ih_ring, addr: number, pasid: number, timestamp: number): boolean {
+  using _ = ftrace(adev.k, "amdgpu_gmc_filter_faults");
   const gmc = adev.gmc;
   const key = amdgpu_gmc_fault_key(addr, pasid);
   if (amdgpu_ih_ts_after(timestamp, ih.processed_timestamp)) return true;
@@ -290,6 +294,7 @@ export function amdgpu_gmc_filter_faults(adev: amdgpu_device, ih: amdgpu_ih_ring
  * ring on parts without one), so faults already queued stay filtered.
  */
 export function amdgpu_gmc_filter_faults_remove(adev: amdgpu_device, addr: number, pasid: number): void {
+  using _ = ftrace(adev.k, "amdgpu_gmc_filter_faults_remove");
   const gmc = adev.gmc;
   if (adev.irq.retry_cam_enabled) return;
   const ih = adev.irq.ih1.ring_size ? adev.irq.ih1 : adev.irq.ih_soft;

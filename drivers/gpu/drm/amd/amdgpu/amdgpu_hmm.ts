@@ -11,6 +11,7 @@ import {
   HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_RANGE_DEFAULT_TIMEOUT, hmm_range, hmm_range_fault,
 } from "../../../../../mm/hmm.ts";
 import { mmu_interval_read_begin, mmu_interval_read_retry, type mmu_interval_notifier } from "../../../../../mm/mmu_notifier.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 export { hmm_range } from "../../../../../mm/hmm.ts";
 
@@ -27,6 +28,7 @@ export async function amdgpu_hmm_range_get_pages(
   notifier: mmu_interval_notifier, start: number, npages: number, readonly: boolean, owner: unknown,
 ): Promise<hmm_range | number> {
   const k = notifier.mm!.k;
+  using _ = ftrace(k, "amdgpu_hmm_range_get_pages");
   const range = new hmm_range();
   if (npages > 2 ** 32) return -ENOMEM;
   const pfns = new Array<number>(npages).fill(0);

@@ -13,6 +13,7 @@ import { EINVAL, ENOMEM, ETIMEDOUT } from "../../../../../include/uapi/asm-gener
 import { msecs_to_jiffies } from "../../../../../kernel/time/timekeeping.ts";
 import { amdgpu_irq_dispatch } from "./amdgpu_irq.ts";
 import { IRQ_HANDLED, IRQ_NONE, type irqreturn_t } from "../../../../../kernel/irq/manage.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 /** Size of the main IH ring (256 KiB) and the software ring (16 KiB). */
 export const IH_RING_SIZE = 256 * 1024;
@@ -188,6 +189,7 @@ export function amdgpu_ih_decode_iv_ts_helper(ih: amdgpu_ih_ring, rptr: number, 
  * in atomic context, so a sleeping source (one returning a promise) is a driver bug.
  */
 export function amdgpu_ih_process_irq(adev: amdgpu_device, ih: amdgpu_ih_ring): irqreturn_t {
+  using _ = ftrace(adev.k, "amdgpu_ih_process");
   if (!ih.enabled || adev.shutdown) return IRQ_NONE;
   const funcs = adev.irq.ih_funcs!;
   let wptr = funcs.get_wptr(adev, ih);
@@ -209,6 +211,7 @@ export function amdgpu_ih_process_irq(adev: amdgpu_device, ih: amdgpu_ih_ring): 
 
 /** amdgpu_ih_process() for the rings processed by work items (ih1, ih_soft): sources may sleep. */
 export async function amdgpu_ih_process(adev: amdgpu_device, ih: amdgpu_ih_ring): Promise<irqreturn_t> {
+  using _ = ftrace(adev.k, "amdgpu_ih_process");
   if (!ih.enabled || adev.shutdown) return IRQ_NONE;
   const funcs = adev.irq.ih_funcs!;
   let wptr = funcs.get_wptr(adev, ih);

@@ -18,6 +18,7 @@ import { pci_alloc_irq_vectors, pci_free_irq_vectors, pci_irq_vector } from "../
 import { PCI_IRQ_MSI } from "../../../../../include/linux/pci.ts";
 import { amdgpu_amdkfd_interrupt } from "./amdgpu_amdkfd.ts";
 import type { trace_event_call } from "../../../../../kernel/trace/trace.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 export const AMDGPU_IRQ_STATE_DISABLE = 0;
 export const AMDGPU_IRQ_STATE_ENABLE = 1;
@@ -77,16 +78,19 @@ export class amdgpu_irq {
 /** amdgpu_irq_handler(): the MSI handler — drains the main ring in hard-IRQ context. */
 function amdgpu_irq_handler(_irq: number, arg: unknown): irqreturn_t {
   const adev = arg as amdgpu_device;
+  using _ = ftrace(adev.k, "amdgpu_irq_handler");
   return amdgpu_ih_process_irq(adev, adev.irq.ih);
 }
 
 /** amdgpu_irq_handle_ih1(): ring 1 (rerouted retry faults) in process context. */
 async function amdgpu_irq_handle_ih1(adev: amdgpu_device): Promise<void> {
+  using _ = ftrace(adev.k, "amdgpu_irq_handle_ih1");
   await amdgpu_ih_process(adev, adev.irq.ih1);
 }
 
 /** amdgpu_irq_handle_ih_soft(): the software ring in process context. */
 async function amdgpu_irq_handle_ih_soft(adev: amdgpu_device): Promise<void> {
+  using _ = ftrace(adev.k, "amdgpu_irq_handle_ih_soft");
   await amdgpu_ih_process(adev, adev.irq.ih_soft);
 }
 
@@ -147,6 +151,7 @@ export function amdgpu_irq_add_id(adev: amdgpu_device, client_id: number, src_id
  * sleeps (allowed only on rings processed in process context).
  */
 export function amdgpu_irq_dispatch(adev: amdgpu_device, ih: amdgpu_ih_ring): number | Promise<number> {
+  using scope = ftrace(adev.k, "amdgpu_irq_dispatch");
   const entry = new amdgpu_iv_entry();
   entry.ih = ih;
   adev.irq.ih_funcs!.decode_iv(adev, ih, entry);
@@ -174,7 +179,7 @@ export function amdgpu_irq_dispatch(adev: amdgpu_device, ih: amdgpu_ih_ring): nu
     return finish(0);
   }
   const r = src.funcs!.process(adev, src, entry);
-  return r instanceof Promise ? r.then(finish) : finish(r);
+  return scope.ret(r instanceof Promise ? r.then(finish) : finish(r));
 }
 
 /**
@@ -182,6 +187,7 @@ export function amdgpu_irq_dispatch(adev: amdgpu_device, ih: amdgpu_ih_ring): nu
  * a source that must sleep can handle it in process context.
  */
 export function amdgpu_irq_delegate(adev: amdgpu_device, entry: amdgpu_iv_entry, num_dw: number): void {
+  using _ = ftrace(adev.k, "amdgpu_irq_delegate");
   amdgpu_ih_ring_write(adev, adev.irq.ih_soft, entry.iv_entry, num_dw);
   adev.wq.schedule_work(adev.irq.ih_soft_work);
 }

@@ -39,6 +39,7 @@ import { pci_ioremap_bar } from "../../../../pci/pci.ts";
 import { EACCES, EINVAL, EMULTIHOP, ENODEV, ETIMEDOUT } from "../../../../../include/uapi/asm-generic/errno.ts";
 import { msecs_to_jiffies } from "../../../../../kernel/time/timekeeping.ts";
 import { AMDGPU_PTE_SNOOPED, AMDGPU_PTE_SYSTEM, AMDGPU_PTE_READABLE, AMDGPU_PTE_VALID, AMDGPU_PTE_WRITEABLE, AMDGPU_PTE_EXECUTABLE, AMDGPU_GPU_PAGE_SIZE } from "../include/amdgpu_vm_pte.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 /** GART pages per transfer window (2 MiB) and the number of windows. */
 export const AMDGPU_GTT_MAX_TRANSFER_SIZE = 512;
@@ -153,6 +154,7 @@ function amdgpu_ttm_bo_eviction_valuable(adev: amdgpu_device, bo: ttm_buffer_obj
 /** amdgpu_move_blit(): SDMA copies the whole BO to its new resource. */
 async function amdgpu_move_blit(adev: amdgpu_device, bo: ttm_buffer_object, evict: boolean, new_mem: ttm_resource,
   old_mem: ttm_resource): Promise<number> {
+  using _ = ftrace(adev.k, "amdgpu_move_blit");
   const f = await amdgpu_ttm_copy_mem_to_mem(adev, { bo, mem: old_mem, offset: 0 }, { bo, mem: new_mem, offset: 0 }, new_mem.size, bo.resv);
   if (typeof f === "number") return f;
   const r = await ttm_bo_move_accel_cleanup(bo, f, evict, bo.type !== ttm_bo_type.ttm_bo_type_kernel, new_mem);
@@ -174,6 +176,7 @@ function amdgpu_bo_move_notify(bo: ttm_buffer_object, evict: boolean): void {
 /** amdgpu_bo_move(): null moves, GART (un)binding, multi-hop for system↔VRAM, SDMA blits. */
 async function amdgpu_bo_move(adev: amdgpu_device, bo: ttm_buffer_object, evict: boolean, ctx: ttm_operation_ctx,
   new_mem: ttm_resource, hop: ttm_place): Promise<number> {
+  using _ = ftrace(adev.k, "amdgpu_bo_move");
   const old_mem = bo.resource;
   if (new_mem.mem_type === TTM_PL_TT && bo.ttm) {
     const r = amdgpu_ttm_backend_bind(adev, bo.ttm, new_mem);
@@ -329,6 +332,7 @@ async function amdgpu_ttm_prepare_job(adev: amdgpu_device, num_dw: number, resv:
  */
 export async function amdgpu_copy_buffer(ring: amdgpu_ring, src_offset: number, dst_offset: number, byte_count: number,
   resv: dma_resv | null, vm_needs_flush: boolean, copy_flags = 0): Promise<dma_fence | number> {
+  using _ = ftrace(ring.adev.k, "amdgpu_copy_buffer");
   const adev = ring.adev;
   const funcs = adev.mman.buffer_funcs;
   if (!adev.mman.buffer_funcs_enabled || !funcs) {
@@ -349,7 +353,7 @@ export async function amdgpu_copy_buffer(ring: amdgpu_ring, src_offset: number, 
   }
   amdgpu_ring_generic_pad_ib(ring, ib);
   adev.k.WARN_ON(ib.length_dw > num_dw);
-  return amdgpu_job_submit(job);
+  return await amdgpu_job_submit(job);
 }
 
 /**
@@ -407,6 +411,7 @@ export async function amdgpu_ttm_write_window_ptes(adev: amdgpu_device, ring: am
  */
 export async function amdgpu_ttm_copy_mem_to_mem(adev: amdgpu_device, src: amdgpu_copy_mem, dst: amdgpu_copy_mem, size: number,
   resv: dma_resv | null): Promise<dma_fence | number> {
+  using _ = ftrace(adev.k, "amdgpu_ttm_copy_mem_to_mem");
   const ring = adev.mman.buffer_funcs_ring;
   if (!adev.mman.buffer_funcs_enabled || !ring) {
     adev.k.pr_err("[drm] *ERROR* Trying to move memory with ring turned off.");
@@ -442,6 +447,7 @@ export async function amdgpu_ttm_copy_mem_to_mem(adev: amdgpu_device, src: amdgp
 
 /** amdgpu_fill_buffer(): fills the whole BO with the dword `src_data` (CONST_FILL packets). */
 export async function amdgpu_fill_buffer(bo: amdgpu_bo, src_data: number, resv: dma_resv | null): Promise<dma_fence | number> {
+  using _ = ftrace(bo.adev.k, "amdgpu_fill_buffer");
   const adev = bo.adev;
   const ring = adev.mman.buffer_funcs_ring;
   const funcs = adev.mman.buffer_funcs;

@@ -25,6 +25,11 @@ import {
 import { dma_resv_assert_held, type dma_resv } from "../../../../dma-buf/dma-resv.ts";
 import type { dma_fence } from "../../../../dma-buf/dma-fence.ts";
 import { EINVAL, ENOENT } from "../../../../../include/uapi/asm-generic/errno.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
+import {
+  pte_flags_hex, trace_amdgpu_vm_bo_map, trace_amdgpu_vm_bo_unmap, trace_amdgpu_vm_bo_update, trace_amdgpu_vm_flush,
+  trace_amdgpu_vm_update_ptes,
+} from "./amdgpu_trace.ts";
 
 export const AMDGPU_VM_FAULT_STOP_NEVER = 0;
 export const AMDGPU_VM_FAULT_STOP_FIRST = 1;
@@ -183,6 +188,7 @@ export async function amdgpu_vm_fini(adev: amdgpu_device, vm: amdgpu_vm): Promis
  */
 async function amdgpu_vm_ptes_update(adev: amdgpu_device, vm: amdgpu_vm, p: amdgpu_vm_update_params, start: number, end: number,
   dst: number, flags: amdgpu_pte_flags): Promise<number> {
+  using _ = ftrace(adev.k, "amdgpu_vm_ptes_update");
   const ptb_entries = 2 ** adev.vm_manager.block_size;
   const alloc = (flags.lo & AMDGPU_PTE_VALID) !== 0 || (flags.hi & (AMDGPU_VM_NORETRY_FLAGS_HI | AMDGPU_PTE_PRT_HI)) !== 0;
   let pfn = start;
@@ -193,6 +199,12 @@ async function amdgpu_vm_ptes_update(adev: amdgpu_device, vm: amdgpu_vm, p: amdg
     if (pt) {
       const r = vm.update_funcs.update(p, pt.bo, pfn % ptb_entries, dst + (pfn - start) * 4096, n, 4096, flags);
       if (r) return r;
+      if (trace_amdgpu_vm_update_ptes.enabled) {
+        trace_amdgpu_vm_update_ptes.trace(adev.k, {
+          pid: vm.task_info?.pid ?? 0, start: pfn, end: pfn + n, flags: pte_flags_hex(flags), incr: 4096,
+          dst: p.pages_addr ? (p.pages_addr[p.pages_base] ?? 0) : dst + (pfn - start) * 4096, nptes: n,
+        });
+      }
     }
     if (p.pages_addr) p.pages_base += n;
     pfn += n;
@@ -211,6 +223,7 @@ export async function amdgpu_vm_update_range(adev: amdgpu_device, vm: amdgpu_vm,
   flush_tlb: boolean, _allow_override: boolean, _resv: dma_resv | null, start: number, last: number, flags: amdgpu_pte_flags,
   offset: number, vram_base: number, res: ttm_resource | null, pages_addr: readonly number[] | null,
   fence: { f: dma_fence | null } | null): Promise<number> {
+  using _ = ftrace(adev.k, "amdgpu_vm_update_range");
   if (!vm.root) return -EINVAL;
   if (start > last || last >= adev.vm_manager.max_pfn) return -EINVAL;
   if (!unlocked) dma_resv_assert_held(vm.root.bo.tbo.resv);
@@ -250,13 +263,16 @@ export async function amdgpu_vm_update_pdes(_adev: amdgpu_device, _vm: amdgpu_vm
 
 /** amdgpu_vm_tlb_flush(): a full TLB flush of the VM's VMIDs on every hub. */
 export function amdgpu_vm_flush_compute_tlb(adev: amdgpu_device, vm: amdgpu_vm, flush_type: number): number {
+  using _ = ftrace(adev.k, "amdgpu_vm_flush_compute_tlb");
   vm.tlb_seq++;
   return vm.pasid ? amdgpu_gmc_flush_gpu_tlb_pasid(adev, vm.pasid, flush_type, true) : 0;
 }
 
 /** amdgpu_vm_flush(): emits the job's VM flush on its ring when it needs one. */
 export function amdgpu_vm_flush(ring: amdgpu_ring, job: amdgpu_job): number {
+  using _ = ftrace(ring.adev.k, "amdgpu_vm_flush");
   if (!job.vm_needs_flush || !ring.funcs.emit_vm_flush) return 0;
+  trace_amdgpu_vm_flush.trace(ring.adev.k, { ring: ring.name, vmid: job.vmid, vm_hub: ring.vm_hub, pd_addr: job.vm_pd_addr });
   ring.funcs.emit_vm_flush(ring, job.vmid, job.vm_pd_addr);
   job.vm_needs_flush = false;
   return 0;
@@ -288,6 +304,7 @@ export function amdgpu_vm_bo_add(_adev: amdgpu_device, vm: amdgpu_vm, bo: amdgpu
  */
 export function amdgpu_vm_bo_map(adev: amdgpu_device, bo_va: amdgpu_bo_va, saddr: number, offset: number, size: number,
   flags: amdgpu_pte_flags): number {
+  using _ = ftrace(adev.k, "amdgpu_vm_bo_map");
   if (saddr % 4096 || offset % 4096 || size % 4096 || size <= 0) return -EINVAL;
   if (offset + size > bo_va.bo.tbo.base_size) return -EINVAL;
   const start = saddr / 4096;
@@ -297,15 +314,18 @@ export function amdgpu_vm_bo_map(adev: amdgpu_device, bo_va: amdgpu_bo_va, saddr
     for (const m of other.mappings) if (m.start <= last && start <= m.last) return -EINVAL;
   }
   bo_va.mappings.push(new amdgpu_bo_va_mapping(start, last, offset, flags));
+  trace_amdgpu_vm_bo_map.trace(adev.k, { start, last, offset, flags: pte_flags_hex(flags) });
   return 0;
 }
 
 /** amdgpu_vm_bo_unmap(): forgets the mapping at `saddr` (PTEs clear at the next update); -ENOENT. */
 export async function amdgpu_vm_bo_unmap(adev: amdgpu_device, bo_va: amdgpu_bo_va, saddr: number): Promise<number> {
+  using _ = ftrace(adev.k, "amdgpu_vm_bo_unmap");
   const i = bo_va.mappings.findIndex((m) => m.start === saddr / 4096);
   if (i < 0) return -ENOENT;
   const [m] = bo_va.mappings.splice(i, 1);
-  return amdgpu_vm_update_range(adev, bo_va.vm, false, false, true, false, null, m!.start, m!.last, { lo: 0, hi: 0 }, 0, 0, null, null, null);
+  trace_amdgpu_vm_bo_unmap.trace(adev.k, { start: m!.start, last: m!.last, offset: m!.offset, flags: pte_flags_hex(m!.flags) });
+  return await amdgpu_vm_update_range(adev, bo_va.vm, false, false, true, false, null, m!.start, m!.last, { lo: 0, hi: 0 }, 0, 0, null, null, null);
 }
 
 /**
@@ -313,12 +333,14 @@ export async function amdgpu_vm_bo_unmap(adev: amdgpu_device, bo_va: amdgpu_bo_v
  * (or clears them with `clear`). The VM root must be reserved.
  */
 export async function amdgpu_vm_bo_update(adev: amdgpu_device, bo_va: amdgpu_bo_va, clear: boolean): Promise<number> {
+  using _ = ftrace(adev.k, "amdgpu_vm_bo_update");
   const bo = bo_va.bo;
   const res = bo.tbo.resource;
   const system = !!res && res.mem_type !== TTM_PL_VRAM;
   const pages = system ? bo.tbo.ttm?.dma_address ?? null : null;
   for (const m of bo_va.mappings) {
     const flags = clear ? { lo: 0, hi: 0 } : system ? { lo: m.flags.lo | AMDGPU_PTE_SYSTEM | AMDGPU_PTE_SNOOPED, hi: m.flags.hi } : m.flags;
+    trace_amdgpu_vm_bo_update.trace(adev.k, { soffs: m.start, eoffs: m.last + 1, flags: pte_flags_hex(flags) });
     const r = await amdgpu_vm_update_range(adev, bo_va.vm, false, false, true, false, null, m.start, m.last, flags, m.offset,
       adev.vm_manager.vram_base_offset, clear ? null : res, clear ? null : pages, null);
     if (r) return r;
@@ -356,6 +378,7 @@ export async function amdgpu_vm_bo_del(adev: amdgpu_device, bo_va: amdgpu_bo_va)
  */
 export async function amdgpu_vm_handle_fault(adev: amdgpu_device, pasid: number, vmid: number, node_id: number, addr: number,
   ts: number, write_fault: boolean): Promise<boolean> {
+  using _ = ftrace(adev.k, "amdgpu_vm_handle_fault");
   const vm = adev.vm_manager.pasids.get(pasid);
   if (!vm?.root) return false;
   const root = amdgpu_bo_ref(vm.root.bo);

@@ -29,6 +29,7 @@ import { pci_resource_len, pci_resource_start } from "../../../../../include/lin
 import { EINVAL } from "../../../../../include/uapi/asm-generic/errno.ts";
 import { ratelimit_state, ___ratelimit } from "../../../../../lib/ratelimit.ts";
 import { IP_VERSION } from "./amdgpu.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 const gmc_fault_rs = new WeakMap<amdgpu_device, ratelimit_state>();
 
@@ -55,6 +56,7 @@ export function gmc_v9_0_vm_fault_interrupt_state(adev: amdgpu_device, _src: amd
 
 /** gmc_v9_0_process_interrupt(): see the file comment. */
 function gmc_v9_0_process_interrupt(adev: amdgpu_device, _source: amdgpu_irq_src, entry: amdgpu_iv_entry): number | Promise<number> {
+  using scope = ftrace(adev.k, "gmc_v9_0_process_interrupt");
   const retry_fault = (entry.src_data[1]! & 0x80) !== 0;
   const write_fault = (entry.src_data[1]! & 0x20) !== 0;
   const node_id = entry.node_id;
@@ -85,8 +87,8 @@ function gmc_v9_0_process_interrupt(adev: amdgpu_device, _source: amdgpu_irq_src
       amdgpu_irq_delegate(adev, entry, 8);
       return 1;
     }
-    return amdgpu_vm_handle_fault(adev, entry.pasid, entry.vmid, node_id, addr, entry.timestamp, write_fault)
-      .then((handled) => (handled ? 1 : report()));
+    return scope.ret(amdgpu_vm_handle_fault(adev, entry.pasid, entry.vmid, node_id, addr, entry.timestamp, write_fault)
+      .then((handled) => (handled ? 1 : report())));
   }
   return report();
 }

@@ -227,7 +227,8 @@ async function kfd_ioctl_create_event(_f: file, p: kfd_process, args: args_t): P
     mutex_unlock(p.mutex);
     if (err) return err;
   }
-  const out = { event_id: 0, event_trigger_data: 0, event_page_offset: 0, event_slot_index: 0 };
+  // kfd_event_create() writes the page offset and slot only for signal events.
+  const out = { event_id: 0, event_trigger_data: 0, event_page_offset: args.event_page_offset as number, event_slot_index: args.event_slot_index as number };
   const err = await kfd_event_create(p, args.event_type as number, args.auto_reset !== 0, args.node_id as number, out);
   if (!err) Object.assign(args, out);
   return err;

@@ -5,10 +5,11 @@
 // hardware queue slot. Eviction preempts every active queue of a process and marks it evicted;
 // restore loads them again. kemu's CP runs no scheduler firmware, so HWS is not modelled.
 //
-// Compute queues only: kemu's SDMA engines have no user (RLC) queues to load SDMA queues into.
+// Compute queues only: kemu's SDMA engines have no user (RLC) queues, so the SDMA queue bitmap
+// is empty and an SDMA queue fails as it does when every SDMA queue is taken (-ENOMEM).
 
 import { mutex, mutex_lock, mutex_unlock } from "../../../../../kernel/locking/mutex.ts";
-import { EBUSY, EINVAL, ENODEV, ENOSPC, EPERM, ESRCH } from "../../../../../include/uapi/asm-generic/errno.ts";
+import { EBUSY, EINVAL, ENOMEM, ENOSPC, EPERM, ESRCH } from "../../../../../include/uapi/asm-generic/errno.ts";
 import {
   KFD_MAX_NUM_OF_QUEUES_PER_PROCESS, KFD_QUEUE_TYPE_COMPUTE, KFD_SCHED_POLICY_NO_HWS, KFD_SUPPORT_XNACK_PER_PROCESS, TLB_FLUSH_LEGACY,
   type kfd_node, type qcm_process_device, type queue,
@@ -172,7 +173,11 @@ function deallocate_doorbell(qpd: qcm_process_device, q: queue): void {
  * MQD; an active queue of a process that is not evicted is loaded at once.
  */
 async function create_queue_nocpsch(dqm: device_queue_manager, q: queue, qpd: qcm_process_device): Promise<number> {
-  if (q.properties.type !== KFD_QUEUE_TYPE_COMPUTE) return -ENODEV;
+  if (q.properties.type !== KFD_QUEUE_TYPE_COMPUTE) {
+    // allocate_sdma_queue() with an empty sdma_bitmap.
+    dqm.dev.k.dev_err(dqm.dev.adev, "No more SDMA queue to allocate");
+    return -ENOMEM;
+  }
   await dqm_lock(dqm);
   try {
     if (dqm.total_queue_count >= KFD_MAX_NUM_OF_QUEUES_PER_PROCESS * 16) return -EPERM;

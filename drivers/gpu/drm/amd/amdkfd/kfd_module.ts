@@ -14,6 +14,7 @@ import { inject, injectable } from "tsyringe";
 import type { KernelModule, ModuleDef, ModuleParams } from "../../../../../kernel/module/main.ts";
 import { CHRDEV, DRIVER_CORE, KERNEL, SYSFS, VFS, WORKQUEUE } from "../../../../../kernel/tokens.ts";
 import type { Vfs } from "../../../../../fs/namespace.ts";
+import { flush_delayed_fput } from "../../../../../fs/file_table.ts";
 import type { Kernel } from "../../../../../kernel/kernel.ts";
 import type { Workqueues, workqueue_struct } from "../../../../../kernel/workqueue.ts";
 import type { CharDevices } from "../../../../../fs/char_dev.ts";
@@ -195,10 +196,16 @@ async function amdkfd_init(kfd: amdkfd): Promise<number> {
   return 0;
 }
 
-/** module_exit: devices leave KFD, remaining processes are released, then kgd2kfd_exit(). */
+/**
+ * module_exit, in amdgpu_exit()'s order: remaining processes are released first
+ * (kfd_cleanup_processes), then the devices leave KFD, then the rest of kgd2kfd_exit(). The
+ * render-node files the processes held must be gone before amdgpu may go: in Linux their module
+ * reference keeps amdgpu loaded; kemu's shutdown unloads regardless, so KFD waits for them.
+ */
 async function amdkfd_exit(kfd: amdkfd): Promise<void> {
-  await amdgpu_amdkfd_unregister_kfd(kfd.k);
   await kfd_cleanup_processes(kfd);
+  await flush_delayed_fput(kfd.vfs);
+  await amdgpu_amdkfd_unregister_kfd(kfd.k);
   await kfd_exit(kfd);
   if (kfd.kfd_ih_wq) await kfd.wqs.destroy_workqueue(kfd.kfd_ih_wq);
   kfd.kfd_ih_wq = null;

@@ -346,8 +346,9 @@ function kfd_fill_gpu_props(dev: kfd_topology_device, gpu: kfd_node): void {
   p.device_id = adev.pdev.device;
   p.location_id = adev.pdev.devfn;
   p.drm_render_minor = 128 + adev.instance;
-  p.num_sdma_engines = adev.sdma.num_instances;
-  p.num_sdma_queues_per_engine = 8;
+  // The SDMA engines exist but offer KFD no user queues (see kfd_device_queue_manager.ts).
+  p.num_sdma_engines = 0;
+  p.num_sdma_queues_per_engine = 0;
   p.num_cp_queues = mec.num_pipe_per_mec * mec.num_queue_per_pipe;
   p.max_engine_clk_fcompute = 1700;
   p.max_engine_clk_ccompute = 3000;

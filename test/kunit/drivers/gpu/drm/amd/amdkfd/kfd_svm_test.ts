@@ -294,6 +294,25 @@ async function debug_check_catches_corruption(test: kunit): Promise<void> {
   KUNIT_EXPECT_TRUE(test, test.k.log.dmesg().some((l) => l.includes("npages 5")));
 }
 
+/**
+ * §6.1: the paths above teach lockdep svms->lock → prange->migrate_mutex → prange->lock (set_attr
+ * and validate_and_map on an XNACK-off registration). Taking prange->lock and then svms->lock
+ * inverts that order: lockdep must report the possible circular dependency.
+ */
+async function lock_order_under_lockdep(test: kunit): Promise<void> {
+  const e = await kfd_env_create(test, 0);
+  const base = await anon(e, 4);
+  KUNIT_ASSERT_EQ(test, await svm_set(e, base, 4, [attr(ACCESS, e.gpu_id)]), 0);
+  KUNIT_EXPECT_EQ(test, test.k.splats.length, 0, "the driver's own order is consistent");
+  const r = range_at(e, base, 0)!;
+  kunit_expect_splat(test, "lockdep");
+  await mutex_lock(r.lock);
+  await mutex_lock(e.p.svms.lock);
+  mutex_unlock(e.p.svms.lock);
+  mutex_unlock(r.lock);
+  KUNIT_EXPECT_TRUE(test, test.k.splats.some((sp) => sp.kind === "lockdep"), "the inversion was reported");
+}
+
 export const kfd_svm_range_suite: kunit_suite = {
   name: "kfd_svm_range",
   machine: KFD_MACHINE,
@@ -304,6 +323,7 @@ export const kfd_svm_range_suite: kunit_suite = {
     KUNIT_CASE(munmap_splits_range),
     KUNIT_CASE(xnack_off_accounting),
     KUNIT_CASE(debug_check_catches_corruption),
+    KUNIT_CASE(lock_order_under_lockdep),
   ],
 };
 
