@@ -30,7 +30,9 @@ interface env {
 }
 
 async function setup(): Promise<env> {
-  const m = await boot({ ...APU_MACHINE, name: "bench-apu", ram_size: 4 * GiB });
+  // The benchmark plays the GPU driver itself: amdgpu (and amdkfd, which would own the device's
+  // IOMMUv2 state) stay out.
+  const m = await boot({ ...APU_MACHINE, name: "bench-apu", ram_size: 4 * GiB, cmdline: "modprobe.blacklist=amdgpu" });
   const p = await m.spawn("bench");
   const task = m.k.sched.all_tasks().find((t) => t.tgid === p.pid)!;
   const pdev = m.symbol(PCI).devices.find((d) => d.devfn === 0x18)!;

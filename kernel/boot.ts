@@ -120,6 +120,9 @@ function boot_modules(s: MachineSpec): Array<string | ModuleDef> {
   if ((s.gpus ?? []).length && !listed("amdgpu") && !blacklisted("amdgpu")) {
     mods.unshift(...(listed("amdkfd") || blacklisted("amdkfd") ? ["amdgpu"] : ["amdgpu", "amdkfd"]));
   }
+  // amdkfd of IOMMUv2 APUs uses amd_iommu_v2's symbols (≤6.5): modprobe loads it first.
+  const v2 = mods.findIndex((m) => (typeof m === "string" ? m : m.name) === "amd_iommu_v2");
+  if (v2 > 0) mods.unshift(...mods.splice(v2, 1));
   return mods;
 }
 

@@ -100,7 +100,9 @@ export class AmdGpuDevice implements PciFunctionModel {
     const sdma_hub = this.asic.sdma_hub === "mm" ? this.mmhub : this.gfxhub;
     const srbm = { reg_read: (r: number) => this.reg_read(r), reg_write: (r: number, v: number) => this.reg_write(r, v) };
     this.sdma = Array.from({ length: this.asic.num_sdma }, (_, i) =>
-      new SdmaEngine(k, this.cost, i, sdma_hub, this.mem, this.ih, this.asic.sdma_client_ids[i]!, srbm, this.asic.sdma_utcl2_cids[i]));
+      new SdmaEngine(k, this.cost, i, sdma_hub, this.mem, this.ih, this.asic.sdma_client_ids[i]!, srbm, this.asic.sdma_utcl2_cids[i],
+        // User-queue faults retry as shader accesses of the VMID do (context and SH_MEM_CONFIG).
+        (vmid) => this.cp.retry_allowed(vmid) && sdma_hub.context_retries(vmid)));
     this.cp = new CpBlock(k, this.cost, this.gfxhub, this.mem, this.ih);
     this.atc = spec.apu ? new GpuAtc() : null;
     if (this.atc) {

@@ -135,14 +135,23 @@ export class VmHub {
 
   /**
    * An ATC outcome as the hub reports it: a pending page request stalls the requester like a
-   * retry fault (without a GPU fault IV: the IOMMU's PPR path serves it); a refused one is a
-   * no-retry fault that goes to the default page.
+   * retry fault (without a GPU fault IV: the IOMMU's PPR path serves it); a refused one goes to
+   * the default page. The GPUVM was never walked, so the UTCL2 latches nothing and posts no VM
+   * fault IV: the IOMMU already reported the error (invalid-PPR callback → KFD memory event).
    */
   private atc_result(r: XlateRequest, a: AtcTranslation): XlateResult {
     const span = PAGE - (r.va % PAGE);
     if (a.kind === "ok") return { kind: "ok", phys: { sys: true, addr: a.pa }, span };
     if (a.kind === "pending") return { kind: "retry" };
-    return this.fault({ ...r, can_retry: false }, this.perm_failure(0, r.access));
+    this.stats.noretry_faults++;
+    return { kind: "fault", phys: { sys: true, addr: this.default_page_addr() + (r.va % PAGE) }, span };
+  }
+
+  /** VM_L2_PROTECTION_FAULT_DEFAULT_ADDR as a byte address. */
+  private default_page_addr(): number {
+    const dlo = this.regs[hubVM_L2_PROTECTION_FAULT_DEFAULT_ADDR_LO32]!;
+    const dhi = this.regs[hubVM_L2_PROTECTION_FAULT_DEFAULT_ADDR_HI32]!;
+    return (dlo + (dhi % 16) * 2 ** 32) * PAGE;
   }
 
   // ---- registers -------------------------------------------------------------------------
@@ -326,9 +335,7 @@ export class VmHub {
     this.stats.noretry_faults++;
     this.latch(r, f);
     if (irq_enabled) this.post_fault_iv(r, false);
-    const dlo = this.regs[hubVM_L2_PROTECTION_FAULT_DEFAULT_ADDR_LO32]!;
-    const dhi = this.regs[hubVM_L2_PROTECTION_FAULT_DEFAULT_ADDR_HI32]!;
-    return { kind: "fault", phys: { sys: true, addr: (dlo + (dhi & 0xf) * 2 ** 32) * PAGE + (r.va % PAGE) }, span: PAGE - (r.va % PAGE) };
+    return { kind: "fault", phys: { sys: true, addr: this.default_page_addr() + (r.va % PAGE) }, span: PAGE - (r.va % PAGE) };
   }
 
   /** The first no-retry fault is latched; later ones only set MORE_FAULTS until cleared. */

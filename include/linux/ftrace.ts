@@ -13,16 +13,20 @@ import "reflect-metadata";
 import type { Kernel } from "../../kernel/kernel.ts";
 import { ftrace_graph_key, tracing_of, type graph_scope } from "../../kernel/trace/trace.ts";
 
-const NOP: graph_scope = { [Symbol.dispose]() {}, ret: (r) => r };
-
 /**
- * The entry of traced function `func` in machine `k`; disposing the scope is its return. A
- * sync function that may hand back a promise returns through the scope instead:
- * `using scope = ftrace(k, "f"); ... return scope.ret(p);` (the return is when p settles).
+ * The entry of traced function `func` in machine `k`; disposing the scope is its return. Null
+ * (nothing to dispose, the cheapest `using`) while function_graph is off. A sync function that
+ * may hand back a promise returns through the scope instead:
+ * `using scope = ftrace(k, "f"); ... return ftrace_ret(scope, p);` (the return is when p settles).
  */
-export function ftrace(k: Kernel, func: string): graph_scope {
-  if (ftrace_graph_key.count === 0) return NOP;
-  return tracing_of(k)?.graph_scope(func) ?? NOP;
+export function ftrace(k: Kernel, func: string): graph_scope | null {
+  if (ftrace_graph_key.count === 0) return null;
+  return tracing_of(k)?.graph_scope(func) ?? null;
+}
+
+/** The return of a traced function whose result may be a promise: see ftrace(). */
+export function ftrace_ret<R>(scope: graph_scope | null, r: R): R {
+  return scope ? scope.ret(r) : r;
 }
 
 /**

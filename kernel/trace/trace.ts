@@ -144,8 +144,6 @@ export interface graph_scope extends Disposable {
   ret<R>(r: R): R;
 }
 
-const NOP_SCOPE: graph_scope = { [Symbol.dispose]() {}, ret: (r) => r };
-
 /** A scope that records the return once: at dispose, or when a returned promise settles. */
 function open_scope(close: () => void): graph_scope {
   let held = false;
@@ -376,8 +374,8 @@ export class Tracing {
    * The entry of a traced function whose return is the end of the returned scope: a kernel
    * function opens one with `using _ = ftrace(k, "name")` (include/linux/ftrace.ts).
    */
-  graph_scope(func: string): graph_scope {
-    if (!this.graph_on) return NOP_SCOPE;
+  graph_scope(func: string): graph_scope | null {
+    if (!this.graph_on) return null;
     const t = this.k.current;
     this.graph_entry(t, func);
     return open_scope(() => this.graph_return(t, func));

@@ -407,7 +407,7 @@ export class HsaKmt {
   async allocSvm(size: number, NodeId: number, opts: { exec?: boolean; flags?: number } = {}): Promise<number> {
     const len = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
     const addr = await this.map_private(len);
-    if (addr < 0) return addr;
+    if (addr < 0 || this.isIommuV2Apu(NodeId)) return addr;
     const flags = (opts.flags ?? HSA_SVM_FLAG_HOST_ACCESS | HSA_SVM_FLAG_COHERENT) | (opts.exec ? HSA_SVM_FLAG_GPU_EXEC : 0);
     const st = await this.hsaKmtSVMSetAttr(addr, len, 4, [
       { type: K.KFD_IOCTL_SVM_ATTR_PREFERRED_LOC, value: 0 },
@@ -422,9 +422,21 @@ export class HsaKmt {
     return addr;
   }
 
+  /**
+   * libhsakmt's !is_dgpu case: a Kaveri or Carrizo APU (its device-id table) reaches the whole
+   * process address space through the IOMMU (IOMMUv2, the process's PASID), so host memory
+   * needs no registration with KFD.
+   */
+  isIommuV2Apu(NodeId: number): boolean {
+    const n = this.nodes[NodeId];
+    const id = n?.gpu_id ? (n.props.get("device_id") ?? 0) : 0;
+    return (id >= 0x1304 && id <= 0x131d) || (id >= 0x9870 && id <= 0x9877);
+  }
+
   /** Grants every GPU node ACCESS to [addr, addr+size) (used for the events page). */
   private async grant_all_gpus(addr: number, size: number): Promise<HSAKMT_STATUS> {
     for (const node of this.gpuNodes()) {
+      if (this.isIommuV2Apu(node)) continue;
       const st = await this.hsaKmtSVMSetAttr(addr, size, 2, [
         { type: K.KFD_IOCTL_SVM_ATTR_SET_FLAGS, value: HSA_SVM_FLAG_HOST_ACCESS | HSA_SVM_FLAG_COHERENT },
         { type: K.KFD_IOCTL_SVM_ATTR_ACCESS, value: node },

@@ -8,11 +8,13 @@ import { GiB, type MachineSpec } from "../../kernel/machine_spec.ts";
 
 /**
  * Machines only the scenarios need: the dmirror ones want RAM but no GPU; "kfd" is one
- * XNACK-capable gfx90a with 1 GiB of VRAM (amdgpu and amdkfd load at boot), small enough to boot fast.
+ * XNACK-capable gfx90a with 1 GiB of VRAM (amdgpu and amdkfd load at boot), small enough to boot fast;
+ * "kfd-evict" the same GPU with 64 MiB of VRAM, so two processes' ranges cannot both stay there.
  */
 const EXTRA: MachineSpec[] = [
   { ...specs.MINIMAL_MACHINE, name: "dmirror", ram_size: 2 * GiB },
   { name: "kfd", ram_size: 2 * GiB, gpus: [{ asic: "gfx90a", vram_size: 1 * GiB }], iommu: false, seed: 0 },
+  { name: "kfd-evict", ram_size: 2 * GiB, gpus: [{ asic: "gfx90a", vram_size: 64 * 1024 * 1024 }], iommu: false, seed: 0 },
 ];
 
 /** Every named machine, by name. */

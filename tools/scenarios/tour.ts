@@ -198,25 +198,18 @@ export function sequence_diagram(forest: readonly call_node[], calls: readonly c
   const body: string[] = [];
   let ctx = "";
   const lane_of = (n: call_node) => source_of(n.func, sources, n.site)?.linux ?? "?";
-  const walk = (n: call_node, from: string, depth: number, indent: string) => {
-    if (n.block) {
-      body.push(`${indent}loop ${n.times} times`);
-      for (const b of n.block) walk(b, from, depth, `${indent}  `);
-      body.push(`${indent}end`);
-      return;
-    }
+  /** Lines for `n` called from lane `from`; a loop only around arrows that are drawn. */
+  const walk = (n: call_node, from: string, depth: number, indent: string): string[] => {
+    const loop = (times: number, inner: string[]): string[] =>
+      times > 1 && inner.some((l) => l.includes("->>")) ? [`${indent}loop ${times} times`, ...inner, `${indent}end`] : inner;
+    if (n.block) return loop(n.times, n.block.flatMap((b) => walk(b, from, depth, `${indent}  `)));
     const to = lane_of(n);
     const crosses = to !== from;
-    let inner = indent;
-    if (crosses && depth <= max_depth) {
-      if (n.times > 1) {
-        body.push(`${indent}loop ${n.times} times`);
-        inner = `${indent}  `;
-      }
-      body.push(`${inner}${lane_id(from, lanes)}->>${lane_id(to, lanes)}: ${n.func}()`);
-    }
-    for (const c of n.children) walk(c, to, depth + (crosses ? 1 : 0), inner);
-    if (inner !== indent) body.push(`${indent}end`);
+    const drawn = crosses && depth <= max_depth;
+    const inner_indent = drawn && n.times > 1 ? `${indent}  ` : indent;
+    const lines = drawn ? [`${inner_indent}${lane_id(from, lanes)}->>${lane_id(to, lanes)}: ${n.func}()`] : [];
+    for (const c of n.children) lines.push(...walk(c, to, depth + (crosses ? 1 : 0), inner_indent));
+    return drawn ? loop(n.times, lines) : lines;
   };
   for (const root of forest) {
     const caller = ctx_lane(root.ctx, kinds.get(root.ctx) ?? "kthread");
@@ -224,7 +217,7 @@ export function sequence_diagram(forest: readonly call_node[], calls: readonly c
       body.push(`  Note over ${lane_id(caller, lanes)}: ${root.ctx}`);
       ctx = root.ctx;
     }
-    walk(root, caller, 0, "  ");
+    body.push(...walk(root, caller, 0, "  "));
   }
   const participants = [...lanes].map(([label, id]) => `  participant ${id} as ${label}`);
   return ["sequenceDiagram", ...participants, ...body];
@@ -240,6 +233,8 @@ function bounded_diagram(forest: readonly call_node[], calls: readonly call_reco
 }
 
 const EXCERPT_LINES = 160;
+/** Entries of the call list shown before it is cut. */
+const LIST_LINES = 200;
 
 /** The tour page of one scenario run (markdown), for a file in `page_dir`. */
 export function render_tour(s: Scenario, r: ScenarioResult, sources: Map<string, func_source>, page_dir: string): string {
@@ -249,6 +244,10 @@ export function render_tour(s: Scenario, r: ScenarioResult, sources: Map<string,
     ? [...trace.slice(0, EXCERPT_LINES), `... (${trace.length - EXCERPT_LINES} more lines: \`npx kemu trace ${s.name}\` writes the whole trace)`]
     : trace;
   const missing = [...new Set(r.calls.filter((c) => !source_of(c.func, sources, c.site)).map((c) => c.func))];
+  const list = call_list(forest, sources, page_dir);
+  const shown = list.length > LIST_LINES
+    ? [...list.slice(0, LIST_LINES), "", `… and ${list.length - LIST_LINES} more entries: \`npx kemu trace ${s.name}\` has the whole call tree.`]
+    : list;
   return [
     `# ${s.title}`,
     "",
@@ -264,7 +263,7 @@ export function render_tour(s: Scenario, r: ScenarioResult, sources: Map<string,
     "",
     "Each entry is the function as Linux names it, the Linux file it lives in, and its kemu file. Repeated identical calls are folded (×N).",
     "",
-    ...call_list(forest, sources, page_dir),
+    ...shown,
     ...(missing.length ? ["", `Not linked (no traced definition found): ${missing.map((f) => `\`${f}\``).join(", ")}.`] : []),
     "",
     "## Sequence diagram",

@@ -17,8 +17,12 @@ import { amd_iommu_v2_get, amd_iommu_v2_put, type AmdIommuV2 } from "../../../io
 import { kunit_add_action, type kunit } from "../../../lib/kunit/test.ts";
 import type { Process } from "../../../tools/runtime/process.ts";
 
-/** The APU machine with less RAM (each case boots one). */
-export const APU_TEST_MACHINE: MachineSpec = { ...APU_MACHINE, name: "apu-test", ram_size: 2 * GiB };
+/**
+ * The APU machine with less RAM (each case boots one). The cases play the GPU driver's part
+ * themselves (amd_iommu_init_device, binds, page requests), so amdgpu — and with it amdkfd,
+ * which would claim the device's IOMMUv2 state — stays out.
+ */
+export const APU_TEST_MACHINE: MachineSpec = { ...APU_MACHINE, name: "apu-test", ram_size: 2 * GiB, cmdline: "modprobe.blacklist=amdgpu" };
 
 /** The GPU's place on bus 0 (hw/pci.ts puts GPU 0 at device 3). */
 export const GPU_DEVFN = 0x18;

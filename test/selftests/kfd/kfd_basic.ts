@@ -122,7 +122,7 @@ TEST_F(kfd, "queue_and_event_errors_change_nothing", async (self, _v, _metadata)
     ["priority above 15", { queue_priority: 16 }, -EINVAL],
     ["percentage above 100", { queue_percentage: 101 }, -EINVAL],
     ["unknown queue type", { queue_type: 9 }, -ENOTSUPP],
-    ["SDMA queue: kemu's SDMA engines have no user queues", { queue_type: K.KFD_IOC_QUEUE_TYPE_SDMA }, -ENOMEM],
+    ["SDMA_XGMI queue: kemu has no XGMI SDMA engines", { queue_type: K.KFD_IOC_QUEUE_TYPE_SDMA_XGMI }, -ENOMEM],
     ["write pointer in kernel space", { write_pointer_address: 2 ** 63 }, -EFAULT],
   ];
   for (const [what, over, want] of cases) {

@@ -13,6 +13,9 @@ import pri_fault from "./pri_fault.ts";
 import gpu_retry_fault from "./gpu_retry_fault.ts";
 import partial_munmap from "./partial_munmap.ts";
 import xnack_off_eviction from "./xnack_off_eviction.ts";
+import cpu_fault_vram from "./cpu_fault_vram.ts";
+import prefetch from "./prefetch.ts";
+import vram_eviction from "./vram_eviction.ts";
 
 export const builtin_scenarios: readonly Scenario[] = [
   dmirror_migrate,
@@ -26,6 +29,9 @@ export const builtin_scenarios: readonly Scenario[] = [
   gpu_retry_fault,
   partial_munmap,
   xnack_off_eviction,
+  cpu_fault_vram,
+  prefetch,
+  vram_eviction,
 ];
 
 export function find_scenario(name: string): Scenario | undefined {

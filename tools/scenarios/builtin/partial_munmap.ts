@@ -21,7 +21,10 @@ export default defineScenario({
   machine: "kfd",
   expected_chain: [
     "__x64_sys_munmap", "unmap_vmas", "__mmu_notifier_invalidate_range_start", "mn_itree_invalidate",
-    "amdgpu_vm_update_range", "__mmu_notifier_invalidate_range_end",
+    "svm_range_cpu_invalidate_pagetables", "svm_range_unmap_from_cpu", "svm_range_unmap_from_gpus",
+    "svm_range_unmap_from_gpu", "amdgpu_vm_update_range", "svm_range_unmap_split", "zap_pte_range",
+    "__mmu_notifier_invalidate_range_end", "svm_range_deferred_list_work", "svm_range_handle_list_op",
+    "mmu_interval_notifier_remove",
   ],
   async run(ctx) {
     const p = await ctx.spawn("kfdtest");

@@ -23,7 +23,10 @@ export default defineScenario({
   machine: "kfd",
   expected_chain: [
     "__x64_sys_mprotect", "__mmu_notifier_invalidate_range_start", "mn_itree_invalidate",
-    "__mmu_notifier_invalidate_range_end", "amdgpu_hmm_range_get_pages", "hmm_range_fault", "amdgpu_vm_update_range",
+    "svm_range_cpu_invalidate_pagetables", "svm_range_evict", "kgd2kfd_quiesce_mm", "kfd_process_evict_queues",
+    "evict_process_queues_nocpsch", "__mmu_notifier_invalidate_range_end", "svm_range_restore_work",
+    "svm_range_validate_and_map", "amdgpu_hmm_range_get_pages", "hmm_range_fault", "svm_range_map_to_gpus",
+    "amdgpu_vm_update_range", "kgd2kfd_resume_mm", "kfd_process_restore_queues", "restore_process_queues_nocpsch",
   ],
   async run(ctx) {
     const p = await ctx.spawn("kfdtest");

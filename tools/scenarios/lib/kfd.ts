@@ -9,6 +9,8 @@ import {
   HSAKMT_STATUS, HSA_SVM_ATTR_ACCESS, HSA_SVM_ATTR_PREFERRED_LOC, HSA_SVM_ATTR_PREFETCH_LOC, HSA_SVM_ATTR_SET_FLAGS,
   HSA_SVM_FLAG_COHERENT, HSA_SVM_FLAG_HOST_ACCESS,
 } from "../../hsakmt/hsakmttypes.ts";
+
+export { HSA_SVM_ATTR_PREFERRED_LOC, HSA_SVM_ATTR_PREFETCH_LOC };
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../include/uapi/asm-generic/mman.ts";
 
 export const PAGE = 4096;
@@ -52,6 +54,18 @@ export class KfdProcess {
       { type: HSA_SVM_ATTR_SET_FLAGS, value: HSA_SVM_FLAG_HOST_ACCESS | HSA_SVM_FLAG_COHERENT },
       { type: HSA_SVM_ATTR_ACCESS, value: this.node },
     ]), "hsaKmtSVMSetAttr");
+  }
+
+  /** One SVM attribute (hsaKmtSVMSetAttr with a single attribute); location values are node ids. */
+  async set_attr(addr: number, size: number, type: number, value: number): Promise<void> {
+    must(await this.kmt.hsaKmtSVMSetAttr(addr, size, 1, [{ type, value }]), "hsaKmtSVMSetAttr");
+  }
+
+  /** /sys/class/kfd/kfd/proc/<pid>/counters_<gpu_id>/<name>. */
+  async counter(name: "faults" | "page_in" | "page_out"): Promise<number> {
+    const props: { KFDGpuID?: number } = {};
+    this.kmt.hsaKmtGetNodeProperties(this.node, props);
+    return Number((await this.p.readFile(`/sys/class/kfd/kfd/proc/${this.p.pid}/counters_${props.KFDGpuID}/${name}`)).trim());
   }
 
   /** The GPU copies one dword from src to dst; throws unless the dispatch completed. */

@@ -29,10 +29,15 @@ import type { dma_coherent } from "../../../../../kernel/dma/mapping.ts";
 // ---- amd_shared.h ----------------------------------------------------------------------------
 
 export enum amd_asic_type {
+  CHIP_CARRIZO = 13,
   CHIP_VEGA10 = 27,
   CHIP_ALDEBARAN = 37,
   CHIP_NAVI10 = 32,
 }
+
+/** enum amd_chip_flags: the asic type sits in the low 16 bits of a pciidlist entry's driver_data. */
+export const AMD_ASIC_MASK = 0xffff;
+export const AMD_IS_APU = 0x20000;
 
 export enum amd_ip_block_type {
   AMD_IP_BLOCK_TYPE_COMMON,
@@ -135,6 +140,8 @@ export interface amdgpu_services {
 
 export class amdgpu_device implements DevPrintTarget {
   asic_type: amd_asic_type = amd_asic_type.CHIP_ALDEBARAN;
+  /** amd_chip_flags of the pciidlist entry (AMD_IS_APU). */
+  flags = 0;
   /** "aldebaran", "navi10" (amdgpu_asic_name). */
   asic_name = "";
   /** The part's gfx target ("gfx90a"), as KFD topology reports it. */

@@ -132,6 +132,14 @@ function amdgpu_asic_identity(adev: amdgpu_device, asic: amd_asic_type): number 
     adev.ip_versions = { gc: [9, 4, 2], sdma: [4, 4, 0], mmhub: [1, 7, 0], oss: [4, 4, 0] };
     return 0;
   }
+  if (asic === amd_asic_type.CHIP_CARRIZO) {
+    // kemu models the Carrizo APU with its GFX9-style register set (hw/amdgpu/asic.ts), so the
+    // soc15 IP blocks drive it; the identity is Carrizo's (GC 8.0.1, VI-era SDMA 3.0 / OSS 3.0).
+    adev.asic_name = "carrizo";
+    adev.gfx_target = "gfx801";
+    adev.ip_versions = { gc: [8, 0, 1], sdma: [3, 0, 0], mmhub: [0, 0, 0], oss: [3, 0, 0] };
+    return 0;
+  }
   if (asic === amd_asic_type.CHIP_NAVI10) {
     adev.asic_name = "navi10";
     adev.gfx_target = "gfx1010";

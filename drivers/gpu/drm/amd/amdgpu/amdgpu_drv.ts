@@ -1,5 +1,5 @@
 // Mirrors drivers/gpu/drm/amd/amdgpu/amdgpu_drv.c (Linux 6.8): the amdgpu module. Its PCI id
-// table binds the Aldebaran (gfx90a) and Navi10 parts; probe enables the function, brings the
+// table binds the Aldebaran (gfx90a), Navi10 and Carrizo (APU, IOMMUv2) parts; probe enables the function, brings the
 // device up and registers its DRM render node; remove undoes it. The module object is built by
 // the composition root with the kernel services it reaches injected.
 
@@ -17,7 +17,7 @@ import type { PciBus } from "../../../../pci/probe.ts";
 import { pci_register_driver, pci_unregister_driver } from "../../../../pci/pci-driver.ts";
 import { pci_disable_device, pci_enable_device, pci_set_master } from "../../../../pci/pci.ts";
 import { PCI_DEVICE, pci_get_drvdata, pci_set_drvdata, type pci_dev, type pci_device_id, type pci_driver } from "../../../../../include/linux/pci.ts";
-import { amd_asic_type, amdgpu_device, type amdgpu_services } from "./amdgpu.ts";
+import { AMD_ASIC_MASK, AMD_IS_APU, amd_asic_type, amdgpu_device, type amdgpu_services } from "./amdgpu.ts";
 import { amdgpu_driver_load_kms, amdgpu_driver_open_kms, amdgpu_driver_postclose_kms, amdgpu_driver_unload_kms } from "./amdgpu_kms.ts";
 import { drm_dev_alloc, drm_dev_register, drm_dev_unregister, type drm_driver } from "../../drm_drv.ts";
 import { amdgpu_amdkfd_device_init, amdgpu_amdkfd_device_remove } from "./amdgpu_amdkfd.ts";
@@ -31,6 +31,7 @@ export const pciidlist: readonly pci_device_id[] = [
   PCI_DEVICE(PCI_VENDOR_ID_ATI, 0x740f, amd_asic_type.CHIP_ALDEBARAN),
   PCI_DEVICE(PCI_VENDOR_ID_ATI, 0x7410, amd_asic_type.CHIP_ALDEBARAN),
   PCI_DEVICE(PCI_VENDOR_ID_ATI, 0x7310, amd_asic_type.CHIP_NAVI10),
+  PCI_DEVICE(PCI_VENDOR_ID_ATI, 0x9874, amd_asic_type.CHIP_CARRIZO + AMD_IS_APU),
   PCI_DEVICE(PCI_VENDOR_ID_ATI, 0x7312, amd_asic_type.CHIP_NAVI10),
   PCI_DEVICE(PCI_VENDOR_ID_ATI, 0x7318, amd_asic_type.CHIP_NAVI10),
   PCI_DEVICE(PCI_VENDOR_ID_ATI, 0x7319, amd_asic_type.CHIP_NAVI10),
@@ -103,7 +104,10 @@ export class AmdgpuModule implements KernelModule {
     };
     adev.sdma_timeout_ms = adev.params.lockup_timeout;
     pci_set_drvdata(pdev, adev);
-    r = await amdgpu_driver_load_kms(adev, ent.driver_data as amd_asic_type);
+    // driver_data = asic type | amd_chip_flags, split as amdgpu_driver_load_kms does.
+    const data = Number(ent.driver_data);
+    adev.flags = data - (data % (AMD_ASIC_MASK + 1));
+    r = await amdgpu_driver_load_kms(adev, (data % (AMD_ASIC_MASK + 1)) as amd_asic_type);
     if (r) {
       pci_disable_device(pdev);
       return r;

@@ -18,7 +18,7 @@ import { pci_alloc_irq_vectors, pci_free_irq_vectors, pci_irq_vector } from "../
 import { PCI_IRQ_MSI } from "../../../../../include/linux/pci.ts";
 import { amdgpu_amdkfd_interrupt } from "./amdgpu_amdkfd.ts";
 import type { trace_event_call } from "../../../../../kernel/trace/trace.ts";
-import { ftrace } from "../../../../../include/linux/ftrace.ts";
+import { ftrace, ftrace_ret } from "../../../../../include/linux/ftrace.ts";
 
 export const AMDGPU_IRQ_STATE_DISABLE = 0;
 export const AMDGPU_IRQ_STATE_ENABLE = 1;
@@ -179,7 +179,7 @@ export function amdgpu_irq_dispatch(adev: amdgpu_device, ih: amdgpu_ih_ring): nu
     return finish(0);
   }
   const r = src.funcs!.process(adev, src, entry);
-  return scope.ret(r instanceof Promise ? r.then(finish) : finish(r));
+  return ftrace_ret(scope, r instanceof Promise ? r.then(finish) : finish(r));
 }
 
 /**

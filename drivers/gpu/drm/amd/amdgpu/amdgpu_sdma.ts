@@ -319,7 +319,8 @@ function sdma_process_illegal_inst_irq(adev: amdgpu_device, _src: amdgpu_irq_src
   adev.k.pr_err(`[drm:sdma_process_illegal_inst_irq [amdgpu]] *ERROR* Illegal instruction in SDMA command stream`);
   adev.k.dev_err(adev, `${ring.name}: packet header 0x${header.toString(16).padStart(8, "0")} (op ${sdma_op_name(header)}, op 0x${SDMA_GET_OP(header).toString(16)}, sub_op 0x${SDMA_GET_SUB_OP(header).toString(16)}) at ${entry.src_data[2] ? "IB" : "ring"} offset 0x${entry.src_data[1]!.toString(16)}`);
   adev.k.dev_err(adev, `${ring.name}: SDMA_DBG_PACKET_HEADER 0x${RREG32(adev, mmSDMA(i, sdmaDBG_PACKET_HEADER)).toString(16)} SDMA_DBG_PACKET_RPTR 0x${RREG32(adev, mmSDMA(i, sdmaDBG_PACKET_RPTR)).toString(16)}`);
-  amdgpu_job_sched_fault(ring);
+  // Only the kernel's GFX queue (ring_id 0) has a scheduler; a user (RLC) queue just stops.
+  if (entry.ring_id === 0) amdgpu_job_sched_fault(ring);
   return 1;
 }
 

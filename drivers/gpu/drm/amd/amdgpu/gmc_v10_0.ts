@@ -19,7 +19,7 @@ import {
 } from "./gmc_v9_0.ts";
 import { SOC15_IH_CLIENTID_VMC, soc15_ih_clientid_name } from "../include/soc15_ih_clientid.ts";
 import { AMDGPU_MTYPE_UC, AMDGPU_PTE_MTYPE_VG10_HI } from "../include/amdgpu_vm_pte.ts";
-import { ftrace } from "../../../../../include/linux/ftrace.ts";
+import { ftrace, ftrace_ret } from "../../../../../include/linux/ftrace.ts";
 
 /** gmc_v10_0_process_interrupt() */
 function gmc_v10_0_process_interrupt(adev: amdgpu_device, _source: amdgpu_irq_src, entry: amdgpu_iv_entry): number | Promise<number> {
@@ -49,7 +49,7 @@ function gmc_v10_0_process_interrupt(adev: amdgpu_device, _source: amdgpu_irq_sr
       amdgpu_irq_delegate(adev, entry, 8);
       return 1;
     }
-    return scope.ret(amdgpu_vm_handle_fault(adev, entry.pasid, 0, 0, addr, entry.timestamp, write_fault).then((h) => (h ? 1 : report())));
+    return ftrace_ret(scope, amdgpu_vm_handle_fault(adev, entry.pasid, 0, 0, addr, entry.timestamp, write_fault).then((h) => (h ? 1 : report())));
   }
   return report();
 }

@@ -29,7 +29,7 @@ import { pci_resource_len, pci_resource_start } from "../../../../../include/lin
 import { EINVAL } from "../../../../../include/uapi/asm-generic/errno.ts";
 import { ratelimit_state, ___ratelimit } from "../../../../../lib/ratelimit.ts";
 import { IP_VERSION } from "./amdgpu.ts";
-import { ftrace } from "../../../../../include/linux/ftrace.ts";
+import { ftrace, ftrace_ret } from "../../../../../include/linux/ftrace.ts";
 
 const gmc_fault_rs = new WeakMap<amdgpu_device, ratelimit_state>();
 
@@ -87,7 +87,7 @@ function gmc_v9_0_process_interrupt(adev: amdgpu_device, _source: amdgpu_irq_src
       amdgpu_irq_delegate(adev, entry, 8);
       return 1;
     }
-    return scope.ret(amdgpu_vm_handle_fault(adev, entry.pasid, entry.vmid, node_id, addr, entry.timestamp, write_fault)
+    return ftrace_ret(scope, amdgpu_vm_handle_fault(adev, entry.pasid, entry.vmid, node_id, addr, entry.timestamp, write_fault)
       .then((handled) => (handled ? 1 : report())));
   }
   return report();

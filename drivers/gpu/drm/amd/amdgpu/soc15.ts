@@ -4,11 +4,12 @@
 // modelled. The common block assigns doorbells and opens the doorbell aperture.
 
 import type { amd_ip_funcs, amdgpu_device, amdgpu_ip_block_version } from "./amdgpu.ts";
-import { amd_ip_block_type, amdgpu_device_ip_block_add } from "./amdgpu.ts";
+import { amd_asic_type, amd_ip_block_type, amdgpu_device_ip_block_add } from "./amdgpu.ts";
 import { gmc_v9_0_ip_block } from "./gmc_v9_0.ts";
 import { vega20_ih_ip_block } from "./vega20_ih.ts";
 import { gfx_v9_0_ip_block } from "./gfx_v9_0.ts";
 import { sdma_v4_0_ip_block } from "./sdma_v4_0.ts";
+import { sdma_v5_0_ip_block } from "./sdma_v5_0.ts";
 import { WREG32 } from "./amdgpu_device.ts";
 import { mmBIF_DOORBELL_APER_EN } from "../include/asic_reg/kemu_gpu_regs.ts";
 
@@ -58,7 +59,11 @@ export const soc15_common_ip_block: amdgpu_ip_block_version = {
 
 /** soc15_set_ip_blocks() */
 export function soc15_set_ip_blocks(adev: amdgpu_device): number {
-  for (const b of [soc15_common_ip_block, gmc_v9_0_ip_block, vega20_ih_ip_block, gfx_v9_0_ip_block, sdma_v4_0_ip_block]) {
+  // Carrizo (vi_set_ip_blocks in Linux: vi_common, gmc_v8_0, cz_ih, gfx_v8_0, sdma_v3_0): kemu's
+  // model of it has the GFX9 register set with two SDMA engines on the GFXHUB, which is the
+  // sdma_v5_0 block's configuration (same packets), so the soc15 blocks drive it.
+  const sdma = adev.asic_type === amd_asic_type.CHIP_CARRIZO ? sdma_v5_0_ip_block : sdma_v4_0_ip_block;
+  for (const b of [soc15_common_ip_block, gmc_v9_0_ip_block, vega20_ih_ip_block, gfx_v9_0_ip_block, sdma]) {
     amdgpu_device_ip_block_add(adev, b);
   }
   return 0;

@@ -4,7 +4,7 @@
 // number carries (zero-extended to the kernel's size), calls the handler and copies it back.
 // Only the process that opened the file may use it (a forked child gets -EBADF).
 //
-// Requests kemu does not implement (KFD BOs, debugger, CRIU, dma-buf, CU masks, scratch, tile
+// Requests kemu does not implement (userptr/doorbell BOs, debugger, CRIU, dma-buf, CU masks, scratch, tile
 // config, memory policy, GWS) have no handler and fail with -EINVAL like a NULL table entry.
 
 import type { file, file_operations, inode } from "../../../../../include/linux/fs.ts";
@@ -24,7 +24,8 @@ import {
   AMDKFD_IOC_CREATE_QUEUE, AMDKFD_IOC_DESTROY_EVENT, AMDKFD_IOC_DESTROY_QUEUE, AMDKFD_IOC_GET_CLOCK_COUNTERS,
   AMDKFD_IOC_GET_PROCESS_APERTURES, AMDKFD_IOC_GET_PROCESS_APERTURES_NEW, AMDKFD_IOC_GET_VERSION, AMDKFD_IOC_RESET_EVENT,
   AMDKFD_IOC_SET_EVENT, AMDKFD_IOC_SET_XNACK_MODE, AMDKFD_IOC_SMI_EVENTS, AMDKFD_IOC_SVM, AMDKFD_IOC_UPDATE_QUEUE,
-  AMDKFD_IOC_WAIT_EVENTS,
+  AMDKFD_IOC_WAIT_EVENTS, AMDKFD_IOC_ALLOC_MEMORY_OF_GPU, AMDKFD_IOC_FREE_MEMORY_OF_GPU, AMDKFD_IOC_MAP_MEMORY_TO_GPU,
+  AMDKFD_IOC_UNMAP_MEMORY_FROM_GPU,
   KFD_IOCTL_MAJOR_VERSION, KFD_IOCTL_MINOR_VERSION, KFD_IOC_QUEUE_TYPE_COMPUTE, KFD_IOC_QUEUE_TYPE_COMPUTE_AQL,
   KFD_IOC_QUEUE_TYPE_SDMA, KFD_IOC_QUEUE_TYPE_SDMA_XGMI, KFD_MAX_QUEUE_PERCENTAGE, KFD_MAX_QUEUE_PRIORITY,
   NUM_OF_SUPPORTED_GPUS, kfd_ioctl_svm_args, kfd_process_device_apertures,
@@ -36,14 +37,19 @@ import {
 } from "./kfd_priv.ts";
 import type { amdkfd } from "./kfd_module.ts";
 import {
-  kfd_bind_process_to_device, kfd_create_process, kfd_process_device_data_by_id, kfd_process_device_init_vm,
+  kfd_bind_process_to_device, kfd_bind_process_to_device_iommu, kfd_create_process, kfd_process_device_data_by_id, kfd_process_device_init_vm,
   kfd_process_xnack_mode, kfd_unref_process,
 } from "./kfd_process.ts";
 import { pqm_create_queue, pqm_destroy_queue, pqm_update_queue_properties } from "./kfd_process_queue_manager.ts";
 import {
   kfd_event_create, kfd_event_destroy, kfd_kmap_event_page, kfd_reset_event, kfd_set_event, kfd_wait_on_events,
 } from "./kfd_events.ts";
-import { svm_ioctl, svm_range_switch_xnack_reserve_mem } from "./kfd_svm.ts";
+import { svm_ioctl, svm_range_check_bo_va, svm_range_switch_xnack_reserve_mem } from "./kfd_svm.ts";
+import {
+  amdgpu_amdkfd_gpuvm_alloc_memory_of_gpu, amdgpu_amdkfd_gpuvm_free_memory_of_gpu, amdgpu_amdkfd_gpuvm_map_memory_to_gpu,
+  amdgpu_amdkfd_gpuvm_unmap_memory_from_gpu, kfd_process_device_create_obj_handle, kfd_process_device_remove_obj_handle,
+  kfd_process_device_translate_handle, type kgd_mem,
+} from "../amdgpu/amdgpu_amdkfd_gpuvm.ts";
 import { kfd_smi_event_open } from "./kfd_smi_events.ts";
 import { amdgpu_amdkfd_get_vram_usage } from "../amdgpu/amdgpu_amdkfd.ts";
 
@@ -138,7 +144,8 @@ async function kfd_ioctl_create_queue(_f: file, p: kfd_process, args: args_t): P
   try {
     const pdd0 = kfd_process_device_data_by_id(p, args.gpu_id as number);
     if (!pdd0) return -EINVAL;
-    const pdd = kfd_bind_process_to_device(pdd0.dev, p);
+    // ≤6.5: binding also binds the PASID on IOMMUv2 APUs (kfd_iommu_bind_process_to_device).
+    const pdd = await kfd_bind_process_to_device_iommu(pdd0.dev, p);
     if (typeof pdd === "number") return -ESRCH;
     const r = await pqm_create_queue(p.pqm, pdd.dev, props);
     if (typeof r === "number") return r;
@@ -337,6 +344,110 @@ async function kfd_ioctl_svm(_f: file, p: kfd_process, args: args_t): Promise<nu
   return svm_ioctl(p, args.op as number, start, size, args.nattr as number, attrs);
 }
 
+// ---- KFD memory objects (issue 10) ----------------------------------------------------------------
+//
+// A BO handle is MAKE_HANDLE(gpu_id, idr id): the GPU id in the high 32 bits. The per-pdd IDR
+// (pdd->alloc_idr) lives in amdgpu_amdkfd_gpuvm.ts (kfd_process_device_*_obj_handle), so
+// kfd_priv.ts keeps its shape.
+
+function MAKE_HANDLE(gpu_id: number, idr_handle: number): number {
+  return gpu_id * 2 ** 32 + idr_handle;
+}
+const GET_GPU_ID = (handle: number): number => Math.floor(handle / 2 ** 32);
+const GET_IDR_HANDLE = (handle: number): number => handle % 2 ** 32;
+
+/**
+ * kfd_ioctl_alloc_memory_of_gpu(): a VRAM or GTT BO at va_addr on gpu_id. -EADDRINUSE when an
+ * SVM range already covers part of the span; -EINVAL for a bad GPU, size or kind.
+ */
+async function kfd_ioctl_alloc_memory_of_gpu(_f: file, p: kfd_process, args: args_t): Promise<number> {
+  const va = args.va_addr as number;
+  const size = args.size as number;
+  const flags = args.flags as number;
+  if (!size) return -EINVAL;
+  const r = await svm_range_check_bo_va(p, Math.floor(va / PAGE_SIZE), Math.floor((va + size - 1) / PAGE_SIZE));
+  if (r) return r;
+  await mutex_lock(p.mutex);
+  try {
+    const pdd0 = kfd_process_device_data_by_id(p, args.gpu_id as number);
+    if (!pdd0) return -EINVAL;
+    const pdd = kfd_bind_process_to_device(pdd0.dev, p);
+    if (typeof pdd === "number" || !pdd.drm_priv) return -EINVAL;
+    const mem = await amdgpu_amdkfd_gpuvm_alloc_memory_of_gpu(p.amdkfd, pdd.dev.adev, va, size, p.kgd_process_info, flags);
+    if (typeof mem === "number") return mem;
+    const id = kfd_process_device_create_obj_handle(pdd, mem);
+    args.handle = MAKE_HANDLE(args.gpu_id as number, id);
+    args.mmap_offset = 0;
+    return 0;
+  } finally {
+    mutex_unlock(p.mutex);
+  }
+}
+
+/** kfd_ioctl_free_memory_of_gpu(): -EINVAL for an unknown handle, -EBUSY while mapped. */
+async function kfd_ioctl_free_memory_of_gpu(_f: file, p: kfd_process, args: args_t): Promise<number> {
+  const handle = args.handle as number;
+  await mutex_lock(p.mutex);
+  try {
+    const pdd = kfd_process_device_data_by_id(p, GET_GPU_ID(handle));
+    const mem = pdd ? kfd_process_device_translate_handle(pdd, GET_IDR_HANDLE(handle)) : null;
+    if (!pdd || !mem) return -EINVAL;
+    const r = await amdgpu_amdkfd_gpuvm_free_memory_of_gpu(p.amdkfd, pdd.dev.adev, mem);
+    if (!r) kfd_process_device_remove_obj_handle(pdd, GET_IDR_HANDLE(handle));
+    return r;
+  } finally {
+    mutex_unlock(p.mutex);
+  }
+}
+
+/** The gpu_ids user space passed for a (un)map; null when the array is unreadable or empty. */
+async function read_device_ids(p: kfd_process, args: args_t): Promise<number[] | number> {
+  const n = args.n_devices as number;
+  if (!n || (args.n_success as number) > n) return -EINVAL;
+  const buf = new Uint8Array(n * 4);
+  if (await copy_from_user(p.k, buf, args.device_ids_array_ptr as number, buf.length)) return -EFAULT;
+  const dv = new DataView(buf.buffer);
+  return Array.from({ length: n }, (_, i) => dv.getUint32(i * 4, true));
+}
+
+type map_op = (adev: kfd_process["pdds"][number]["dev"]["adev"], mem: kgd_mem, drm_priv: unknown) => Promise<number>;
+
+/**
+ * The common loop of MAP_MEMORY_TO_GPU and UNMAP_MEMORY_FROM_GPU: devices [n_success, n) in
+ * order; n_success counts the done ones so a retry resumes after a failure.
+ */
+async function kfd_ioctl_map_common(p: kfd_process, args: args_t, op: map_op, bind: boolean): Promise<number> {
+  const ids = await read_device_ids(p, args);
+  if (typeof ids === "number") return ids;
+  const handle = args.handle as number;
+  await mutex_lock(p.mutex);
+  try {
+    const pdd = kfd_process_device_data_by_id(p, GET_GPU_ID(handle));
+    const mem = pdd ? kfd_process_device_translate_handle(pdd, GET_IDR_HANDLE(handle)) : null;
+    if (!pdd || !mem) return -EINVAL;
+    for (let i = args.n_success as number; i < ids.length; i++) {
+      const peer0 = kfd_process_device_data_by_id(p, ids[i]!);
+      if (!peer0) return -EINVAL;
+      const peer = bind ? kfd_bind_process_to_device(peer0.dev, p) : peer0;
+      if (typeof peer === "number" || !peer.drm_priv) return -EINVAL;
+      const r = await op(peer.dev.adev, mem, peer.drm_priv);
+      if (r) return r;
+      args.n_success = i + 1;
+    }
+    return 0;
+  } finally {
+    mutex_unlock(p.mutex);
+  }
+}
+
+function kfd_ioctl_map_memory_to_gpu(_f: file, p: kfd_process, args: args_t): Promise<number> {
+  return kfd_ioctl_map_common(p, args, amdgpu_amdkfd_gpuvm_map_memory_to_gpu, true);
+}
+
+function kfd_ioctl_unmap_memory_from_gpu(_f: file, p: kfd_process, args: args_t): Promise<number> {
+  return kfd_ioctl_map_common(p, args, amdgpu_amdkfd_gpuvm_unmap_memory_from_gpu, false);
+}
+
 // ---- the table and the dispatcher --------------------------------------------------------------
 
 function AMDKFD_IOCTL_DEF(cmd: number, func: amdkfd_ioctl_t, name: string, validate?: amdkfd_ioctl_desc["validate"]): [number, amdkfd_ioctl_desc] {
@@ -357,6 +468,10 @@ const amdkfd_ioctls = new Map<number, amdkfd_ioctl_desc>([
   AMDKFD_IOCTL_DEF(AMDKFD_IOC_WAIT_EVENTS, kfd_ioctl_wait_events, "AMDKFD_IOC_WAIT_EVENTS"),
   AMDKFD_IOCTL_DEF(AMDKFD_IOC_GET_PROCESS_APERTURES_NEW, kfd_ioctl_get_process_apertures_new, "AMDKFD_IOC_GET_PROCESS_APERTURES_NEW"),
   AMDKFD_IOCTL_DEF(AMDKFD_IOC_ACQUIRE_VM, kfd_ioctl_acquire_vm, "AMDKFD_IOC_ACQUIRE_VM"),
+  AMDKFD_IOCTL_DEF(AMDKFD_IOC_ALLOC_MEMORY_OF_GPU, kfd_ioctl_alloc_memory_of_gpu, "AMDKFD_IOC_ALLOC_MEMORY_OF_GPU"),
+  AMDKFD_IOCTL_DEF(AMDKFD_IOC_FREE_MEMORY_OF_GPU, kfd_ioctl_free_memory_of_gpu, "AMDKFD_IOC_FREE_MEMORY_OF_GPU"),
+  AMDKFD_IOCTL_DEF(AMDKFD_IOC_MAP_MEMORY_TO_GPU, kfd_ioctl_map_memory_to_gpu, "AMDKFD_IOC_MAP_MEMORY_TO_GPU"),
+  AMDKFD_IOCTL_DEF(AMDKFD_IOC_UNMAP_MEMORY_FROM_GPU, kfd_ioctl_unmap_memory_from_gpu, "AMDKFD_IOC_UNMAP_MEMORY_FROM_GPU"),
   AMDKFD_IOCTL_DEF(AMDKFD_IOC_SMI_EVENTS, kfd_ioctl_smi_events, "AMDKFD_IOC_SMI_EVENTS"),
   AMDKFD_IOCTL_DEF(AMDKFD_IOC_SVM, kfd_ioctl_svm, "AMDKFD_IOC_SVM", kfd_ioctl_svm_validate),
   AMDKFD_IOCTL_DEF(AMDKFD_IOC_SET_XNACK_MODE, kfd_ioctl_set_xnack_mode, "AMDKFD_IOC_SET_XNACK_MODE"),

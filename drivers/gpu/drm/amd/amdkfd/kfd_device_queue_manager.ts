@@ -5,16 +5,20 @@
 // hardware queue slot. Eviction preempts every active queue of a process and marks it evicted;
 // restore loads them again. kemu's CP runs no scheduler firmware, so HWS is not modelled.
 //
-// Compute queues only: kemu's SDMA engines have no user (RLC) queues, so the SDMA queue bitmap
-// is empty and an SDMA queue fails as it does when every SDMA queue is taken (-ENOMEM).
+// SDMA user queues take an RLC queue of an SDMA engine from the DQM's SDMA bitmap (-ENOMEM when
+// none is left) and load through an SDMA MQD; eviction quiesces them like compute queues (the
+// packet in flight drains, their pointers are saved in the MQD). kemu has no XGMI SDMA engines,
+// so an SDMA_XGMI queue always finds its bitmap empty.
 
 import { mutex, mutex_lock, mutex_unlock } from "../../../../../kernel/locking/mutex.ts";
 import { EBUSY, EINVAL, ENOMEM, ENOSPC, EPERM, ESRCH } from "../../../../../include/uapi/asm-generic/errno.ts";
 import {
-  KFD_MAX_NUM_OF_QUEUES_PER_PROCESS, KFD_QUEUE_TYPE_COMPUTE, KFD_SCHED_POLICY_NO_HWS, KFD_SUPPORT_XNACK_PER_PROCESS, TLB_FLUSH_LEGACY,
+  KFD_MAX_NUM_OF_QUEUES_PER_PROCESS, KFD_QUEUE_TYPE_COMPUTE, KFD_QUEUE_TYPE_SDMA, KFD_SCHED_POLICY_NO_HWS, KFD_SUPPORT_XNACK_PER_PROCESS, TLB_FLUSH_LEGACY,
   type kfd_node, type qcm_process_device, type queue,
 } from "./kfd_priv.ts";
-import { destroy_mqd, init_mqd, load_mqd, update_mqd, KFD_UNMAP_LATENCY_MS } from "./kfd_mqd_manager_v9.ts";
+import {
+  destroy_mqd, destroy_mqd_sdma, init_mqd, init_mqd_sdma, load_mqd, load_mqd_sdma, update_mqd, update_mqd_sdma, KFD_UNMAP_LATENCY_MS,
+} from "./kfd_mqd_manager_v9.ts";
 import {
   kfd_alloc_process_doorbells, kfd_doorbell_init, kfd_free_process_doorbells, kfd_get_doorbell_dw_offset_in_bar,
   type kfd_doorbell_state,
@@ -26,7 +30,8 @@ import {
 import { amdgpu_gmc_pd_addr } from "../amdgpu/amdgpu_gmc.ts";
 import { drm_priv_to_vm } from "../amdgpu/amdgpu_amdkfd_gpuvm.ts";
 import { REG_SET_FIELD, SH_MEM_CONFIG__ALIGNMENT_MODE, SH_MEM_CONFIG__RETRY_DISABLE } from "../include/asic_reg/kemu_gpu_regs.ts";
-import type { v9_mqd } from "../include/v9_structs.ts";
+import type { v9_mqd, v9_sdma_mqd } from "../include/v9_structs.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 /** SH_MEM_ALIGNMENT_MODE_UNALIGNED */
 const SH_MEM_ALIGNMENT_MODE_UNALIGNED = 3;
@@ -56,6 +61,10 @@ export class device_queue_manager {
   /** Free hardware queues per MEC pipe (bit set = free). */
   readonly allocated_queues: Set<number>[];
   next_pipe_to_allocate = 0;
+  /** Free SDMA queue slots (bit b = engine b % engines, RLC queue b / engines), lowest first. */
+  readonly sdma_bitmap: Set<number>;
+  /** XGMI SDMA engines' slots: kemu has none. */
+  readonly xgmi_sdma_bitmap = new Set<number>();
   /** vmid_pasid[vmid]: the PASID bound to each KFD VMID (0 = free). */
   readonly vmid_pasid = new Array<number>(16).fill(0);
   sched_running = false;
@@ -66,7 +75,19 @@ export class device_queue_manager {
     const mec = dev.adev.gfx.mec;
     this.allocated_queues = Array.from({ length: mec.num_pipe_per_mec }, () => new Set(Array.from({ length: mec.num_queue_per_pipe }, (_, i) => i)));
     this.doorbells = kfd_doorbell_init(dev.adev.doorbell_size);
+    this.sdma_bitmap = new Set(Array.from({ length: get_num_sdma_queues(dev) }, (_, i) => i));
   }
+}
+
+/** kfd_get_num_sdma_engines(): the SDMA engines whose RLC queues KFD hands out. */
+export function kfd_get_num_sdma_engines(dev: kfd_node): number {
+  return dev.adev.sdma.num_instances;
+}
+
+/** get_num_sdma_queues(): engines times the non-reserved RLC queues of each. */
+export function get_num_sdma_queues(dev: kfd_node): number {
+  const info = dev.kfd.device_info;
+  return kfd_get_num_sdma_engines(dev) * (info.num_sdma_queues_per_engine - info.num_reserved_sdma_queues_per_engine);
 }
 
 function dqm_lock(dqm: device_queue_manager): Promise<void> {
@@ -150,6 +171,55 @@ function deallocate_hqd(dqm: device_queue_manager, q: queue): void {
   q.pipe = q.queue = -1;
 }
 
+function is_sdma(q: queue): boolean {
+  return q.properties.type !== KFD_QUEUE_TYPE_COMPUTE;
+}
+
+/** allocate_sdma_queue(): the lowest free slot of the queue type's bitmap; -ENOMEM when empty. */
+function allocate_sdma_queue(dqm: device_queue_manager, q: queue): number {
+  const bitmap = q.properties.type === KFD_QUEUE_TYPE_SDMA ? dqm.sdma_bitmap : dqm.xgmi_sdma_bitmap;
+  if (!bitmap.size) {
+    dqm.dev.k.dev_err(dqm.dev.adev, "No more SDMA queue to allocate");
+    return -ENOMEM;
+  }
+  const bit = Math.min(...bitmap);
+  bitmap.delete(bit);
+  const engines = kfd_get_num_sdma_engines(dqm.dev);
+  q.sdma_id = bit;
+  q.properties.sdma_engine_id = bit % engines;
+  q.properties.sdma_queue_id = Math.floor(bit / engines);
+  q.pipe = q.properties.sdma_engine_id;
+  q.queue = q.properties.sdma_queue_id;
+  return 0;
+}
+
+function deallocate_sdma_queue(dqm: device_queue_manager, q: queue): void {
+  (q.properties.type === KFD_QUEUE_TYPE_SDMA ? dqm.sdma_bitmap : dqm.xgmi_sdma_bitmap).add(q.sdma_id);
+  q.pipe = q.queue = -1;
+}
+
+/** The queue's hardware slot: an MEC HQD for compute, an SDMA RLC queue otherwise. */
+function allocate_slot(dqm: device_queue_manager, q: queue): number {
+  return is_sdma(q) ? allocate_sdma_queue(dqm, q) : allocate_hqd(dqm, q);
+}
+
+function deallocate_slot(dqm: device_queue_manager, q: queue): void {
+  if (is_sdma(q)) deallocate_sdma_queue(dqm, q);
+  else deallocate_hqd(dqm, q);
+}
+
+/** Loads the queue's MQD into its slot. */
+function load_queue(dqm: device_queue_manager, q: queue): Promise<number> {
+  if (is_sdma(q)) return load_mqd_sdma(dqm.dev, q.mqd as v9_sdma_mqd);
+  return load_mqd(dqm.dev, q.mqd as v9_mqd, q.pipe, q.queue);
+}
+
+/** Preempts the queue (an SDMA queue drains its packet in flight), saving its pointers in the MQD. */
+function unload_queue(dqm: device_queue_manager, q: queue): Promise<number> {
+  if (is_sdma(q)) return destroy_mqd_sdma(dqm.dev, q.mqd as v9_sdma_mqd, KFD_UNMAP_LATENCY_MS);
+  return destroy_mqd(dqm.dev, q.mqd as v9_mqd, KFD_UNMAP_LATENCY_MS, q.pipe, q.queue);
+}
+
 /** allocate_doorbell(): a doorbell id in the process's slice. */
 function allocate_doorbell(dqm: device_queue_manager, qpd: qcm_process_device, q: queue): number {
   const r = kfd_alloc_process_doorbells(dqm.doorbells, qpd.pdd);
@@ -173,11 +243,6 @@ function deallocate_doorbell(qpd: qcm_process_device, q: queue): void {
  * MQD; an active queue of a process that is not evicted is loaded at once.
  */
 async function create_queue_nocpsch(dqm: device_queue_manager, q: queue, qpd: qcm_process_device): Promise<number> {
-  if (q.properties.type !== KFD_QUEUE_TYPE_COMPUTE) {
-    // allocate_sdma_queue() with an empty sdma_bitmap.
-    dqm.dev.k.dev_err(dqm.dev.adev, "No more SDMA queue to allocate");
-    return -ENOMEM;
-  }
   await dqm_lock(dqm);
   try {
     if (dqm.total_queue_count >= KFD_MAX_NUM_OF_QUEUES_PER_PROCESS * 16) return -EPERM;
@@ -189,19 +254,19 @@ async function create_queue_nocpsch(dqm: device_queue_manager, q: queue, qpd: qc
     q.properties.vmid = qpd.vmid;
     q.properties.is_evicted = qpd.evicted > 0;
     q.properties.is_active = q.properties.queue_size > 0 && q.properties.queue_address !== 0 && q.properties.queue_percent > 0 && !q.properties.is_evicted;
-    r = allocate_hqd(dqm, q);
+    r = allocate_slot(dqm, q);
     if (!r) r = allocate_doorbell(dqm, qpd, q);
     if (r) {
-      if (q.pipe >= 0) deallocate_hqd(dqm, q);
+      if (q.pipe >= 0) deallocate_slot(dqm, q);
       if (qpd.queues_list.length === 0) await deallocate_vmid(dqm, qpd, q);
       return r;
     }
-    q.mqd = init_mqd(q.properties);
+    q.mqd = is_sdma(q) ? init_mqd_sdma(q.properties) : init_mqd(q.properties);
     if (q.properties.is_active) {
-      r = await load_mqd(dqm.dev, q.mqd as v9_mqd, q.pipe, q.queue);
+      r = await load_queue(dqm, q);
       if (r) {
         deallocate_doorbell(qpd, q);
-        deallocate_hqd(dqm, q);
+        deallocate_slot(dqm, q);
         if (qpd.queues_list.length === 0) await deallocate_vmid(dqm, qpd, q);
         return r;
       }
@@ -220,11 +285,11 @@ async function create_queue_nocpsch(dqm: device_queue_manager, q: queue, qpd: qc
 async function destroy_queue_nocpsch_locked(dqm: device_queue_manager, qpd: qcm_process_device, q: queue): Promise<number> {
   let r = 0;
   if (q.properties.is_active) {
-    r = await destroy_mqd(dqm.dev, q.mqd as v9_mqd, KFD_UNMAP_LATENCY_MS, q.pipe, q.queue);
+    r = await unload_queue(dqm, q);
     dqm.active_queue_count--;
     q.properties.is_active = false;
   }
-  deallocate_hqd(dqm, q);
+  deallocate_slot(dqm, q);
   deallocate_doorbell(qpd, q);
   const i = qpd.queues_list.indexOf(q);
   if (i >= 0) qpd.queues_list.splice(i, 1);
@@ -251,6 +316,7 @@ async function destroy_queue_nocpsch(dqm: device_queue_manager, qpd: qcm_process
  * process (later ones only count); returns the first preemption error.
  */
 async function evict_process_queues_nocpsch(dqm: device_queue_manager, qpd: qcm_process_device): Promise<number> {
+  using _ = ftrace(dqm.dev.k, "evict_process_queues_nocpsch");
   await dqm_lock(dqm);
   let ret = 0;
   try {
@@ -261,7 +327,7 @@ async function evict_process_queues_nocpsch(dqm: device_queue_manager, qpd: qcm_
       if (!q.properties.is_active) continue;
       q.properties.is_active = false;
       dqm.active_queue_count--;
-      const r = await destroy_mqd(dqm.dev, q.mqd as v9_mqd, KFD_UNMAP_LATENCY_MS, q.pipe, q.queue);
+      const r = await unload_queue(dqm, q);
       // Return the first error but keep going: the eviction state must stay consistent.
       if (r && !ret) ret = r;
     }
@@ -277,6 +343,7 @@ async function evict_process_queues_nocpsch(dqm: device_queue_manager, qpd: qcm_
  * can run.
  */
 async function restore_process_queues_nocpsch(dqm: device_queue_manager, qpd: qcm_process_device): Promise<number> {
+  using _ = ftrace(dqm.dev.k, "restore_process_queues_nocpsch");
   await dqm_lock(dqm);
   let ret = 0;
   try {
@@ -298,7 +365,7 @@ async function restore_process_queues_nocpsch(dqm: device_queue_manager, qpd: qc
       if (!(q.properties.queue_size > 0 && q.properties.queue_address !== 0 && q.properties.queue_percent > 0)) continue;
       q.properties.is_active = true;
       dqm.active_queue_count++;
-      const r = await load_mqd(dqm.dev, q.mqd as v9_mqd, q.pipe, q.queue);
+      const r = await load_queue(dqm, q);
       if (r && !ret) ret = r;
     }
     qpd.evicted = 0;
@@ -380,9 +447,10 @@ export function device_queue_manager_init(dev: kfd_node): device_queue_manager |
  * kfd_dqm_evict_pasid(): after a fatal GPU fault the process's queues stop (until its restore).
  */
 export async function kfd_dqm_evict_pasid(dqm: device_queue_manager, pasid: number): Promise<number> {
+  using _ = ftrace(dqm.dev.k, "kfd_dqm_evict_pasid");
   const qpd = dqm.queues.find((q) => q.pdd.process.pasid === pasid);
   if (!qpd) return -ESRCH;
-  return dqm.ops.evict_process_queues(dqm, qpd);
+  return await dqm.ops.evict_process_queues(dqm, qpd);
 }
 
 /** Update a queue's MQD after user space changed its ring (pqm_update_queue_properties). */
@@ -391,15 +459,16 @@ export async function dqm_update_queue(dqm: device_queue_manager, q: queue): Pro
   try {
     const was_active = q.properties.is_active;
     if (was_active) {
-      const r = await destroy_mqd(dqm.dev, q.mqd as v9_mqd, KFD_UNMAP_LATENCY_MS, q.pipe, q.queue);
+      const r = await unload_queue(dqm, q);
       if (r) return r;
       dqm.active_queue_count--;
     }
-    update_mqd(q.mqd as v9_mqd, q.properties);
+    if (is_sdma(q)) update_mqd_sdma(q.mqd as v9_sdma_mqd, q.properties);
+    else update_mqd(q.mqd as v9_mqd, q.properties);
     q.properties.is_active = q.properties.queue_size > 0 && q.properties.queue_address !== 0 && q.properties.queue_percent > 0 && !q.properties.is_evicted;
     if (q.properties.is_active) {
       dqm.active_queue_count++;
-      return await load_mqd(dqm.dev, q.mqd as v9_mqd, q.pipe, q.queue);
+      return await load_queue(dqm, q);
     }
     return 0;
   } finally {

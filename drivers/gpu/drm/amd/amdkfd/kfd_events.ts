@@ -363,14 +363,22 @@ export function kfd_signal_event_interrupt(node: kfd_node, pasid: number, partia
 export function kfd_signal_vm_fault_event(node: kfd_node, pasid: number, data: kfd_memory_exception_data_t): void {
   const p = kfd_lookup_process_by_pasid(node.kfd.amdkfd, pasid);
   if (!p) return;
+  lookup_events_by_type_and_signal(p, KFD_EVENT_TYPE_MEMORY, data);
+  kfd_unref_process(p);
+}
+
+/**
+ * lookup_events_by_type_and_signal(): every event of `type` fires; memory events carry `data`.
+ * Also the signal of kfd_signal_iommu_event (kfd_iommu.ts) on IOMMUv2 APUs.
+ */
+export function lookup_events_by_type_and_signal(p: kfd_process, type: number, data: kfd_memory_exception_data_t | null): void {
   for (const ev of p.events.event_idr.values()) {
-    if (ev.type !== KFD_EVENT_TYPE_MEMORY) continue;
+    if (ev.type !== type) continue;
     spin_lock(ev.lock);
-    ev.memory_exception_data = structuredClone(data);
+    if (data && type === KFD_EVENT_TYPE_MEMORY) ev.memory_exception_data = structuredClone(data);
     set_event(ev);
     spin_unlock(ev.lock);
   }
-  kfd_unref_process(p);
 }
 
 // ---- waiting -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import { KFD_SCHED_POLICY_NO_HWS, type kfd_node } from "./kfd_priv.ts";
 import { kfd_signal_event_interrupt, kfd_signal_vm_fault_event, kfd_vm_fault_exception_data } from "./kfd_events.ts";
 import { kfd_dqm_evict_pasid } from "./kfd_device_queue_manager.ts";
 import { kfd_smi_event_update_vmfault } from "./kfd_smi_events.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 // SOC15_*_FROM_IH_ENTRY(): fields of the 8-dword vector.
 const client_id_of = (e: Uint32Array): number => e[0]! & 0xff;
@@ -47,6 +48,7 @@ export function event_interrupt_isr_v9(dev: kfd_node, ih_ring_entry: Uint32Array
 
 /** event_interrupt_wq_v9(): process context. */
 export async function event_interrupt_wq_v9(dev: kfd_node, e: Uint32Array): Promise<void> {
+  using _ = ftrace(dev.k, "event_interrupt_wq_v9");
   const client_id = client_id_of(e);
   const source_id = source_id_of(e);
   const pasid = pasid_of(e);

@@ -7,6 +7,7 @@ import { spin_lock_irqsave, spin_unlock_irqrestore, type spinlock_t } from "../.
 import { INIT_WORK } from "../../../../../kernel/workqueue.ts";
 import type { kfd_dev, kfd_node } from "./kfd_priv.ts";
 import { event_interrupt_isr_v9, event_interrupt_wq_v9 } from "./kfd_int_process_v9.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 /** KFD_IH_NUM_ENTRIES: the ring's capacity in vectors. */
 const KFD_IH_NUM_ENTRIES = 8192;
@@ -17,6 +18,7 @@ function interrupt_lock(node: kfd_node): spinlock_t {
 
 /** interrupt_wq(): drain the node's ring. */
 async function interrupt_wq(node: kfd_node): Promise<void> {
+  using _ = ftrace(node.k, "interrupt_wq");
   for (;;) {
     const flags = spin_lock_irqsave(interrupt_lock(node));
     const ih = node.ih_fifo.shift();

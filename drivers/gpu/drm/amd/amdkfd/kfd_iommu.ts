@@ -10,7 +10,8 @@
 // kfd->use_iommu_v2, pdd->bound's PDD_BOUND/PDD_BOUND_SUSPENDED, the PASID limit of
 // kfd_pasid.c — lives here, keyed by the KFD objects, and the KFD functions kfd_iommu.c calls
 // (process lookup by PASID, per-device dequeue, the memory-event signal) are reached through the
-// kfd_iommu_host a KFD gives kfd_iommu_attach() for a needs_iommu_device part.
+// kfd_iommu_host a KFD gives kfd_iommu_attach() for a needs_iommu_device part — kemu's
+// amdkfd does so in kfd_device.ts for the APU machine's Carrizo (GC 8.0.1).
 
 import type { pci_dev } from "../../../../../include/linux/pci.ts";
 import { PCI_FUNC, PCI_SLOT } from "../../../../../include/linux/pci.ts";

@@ -11,8 +11,11 @@
 // (sched_policy, svm_debug_checks) are fields too.
 
 import { inject, injectable } from "tsyringe";
-import type { KernelModule, ModuleDef, ModuleParams } from "../../../../../kernel/module/main.ts";
-import { CHRDEV, DRIVER_CORE, KERNEL, SYSFS, VFS, WORKQUEUE } from "../../../../../kernel/tokens.ts";
+import type { KernelModule, ModuleDef, ModuleLoader, ModuleParams } from "../../../../../kernel/module/main.ts";
+import { AMD_IOMMU, CHRDEV, DRIVER_CORE, KERNEL, MEMREMAP, MODULES, SYSFS, VFS, WORKQUEUE } from "../../../../../kernel/tokens.ts";
+import type { AmdIommu } from "../../../../../iommu/amd/iommu.ts";
+import type { MemRemap } from "../../../../../mm/memremap.ts";
+import { kfd_migrate_hooks, kfd_svm_bo_eviction_valuable } from "./kfd_migrate.ts";
 import type { Vfs } from "../../../../../fs/namespace.ts";
 import { flush_delayed_fput } from "../../../../../fs/file_table.ts";
 import type { Kernel } from "../../../../../kernel/kernel.ts";
@@ -105,6 +108,10 @@ export class amdkfd implements KernelModule {
     @inject(DRIVER_CORE) readonly core: DriverCore,
     @inject(SYSFS) readonly sysfs: Sysfs,
     @inject(VFS) readonly vfs: Vfs,
+    /** IOMMUv2 APUs (≤6.5): the AMD IOMMU driver and, through the loader, amd_iommu_v2. */
+    @inject(AMD_IOMMU) readonly amd_iommu: AmdIommu,
+    @inject(MODULES) readonly loader: ModuleLoader,
+    @inject(MEMREMAP) readonly memremap: MemRemap,
   ) {
     this.topology_lock = new rw_semaphore(k, "topology_lock");
     this.kfd_processes_mutex = new mutex(k, "kfd_processes_mutex");
@@ -180,12 +187,16 @@ function kgd2kfd_calls_of(kfd: amdkfd): kgd2kfd_calls {
     device_exit: (dev) => kgd2kfd_device_exit(dev as kfd_dev),
     interrupt: (dev, ih_ring_entry) => kgd2kfd_interrupt(dev as kfd_dev, ih_ring_entry),
     svm_range_restore_pages: (adev, pasid, vmid, node_id, addr, _ts, write_fault) => svm_range_restore_pages(adev, pasid, vmid, node_id, addr, write_fault),
+    // amdgpu_ttm_bo_eviction_valuable()'s KFD fence check (SVM BOs of the current process stay).
+    eviction_valuable: (bo) => kfd_svm_bo_eviction_valuable(kfd, bo),
   };
 }
 
 /** kgd2kfd_init() + registration with amdgpu (module_init). */
 async function amdkfd_init(kfd: amdkfd): Promise<number> {
   kfd.svm_debug_checks = kfd.params?.svm_debug_checks === true || kfd.params?.svm_debug_checks === 1;
+  // kfd_migrate.c is built in (CONFIG_HSA_AMD_SVM): SVM ranges can live in VRAM.
+  kfd.svm_migrate = kfd_migrate_hooks;
   const r = await kfd_init(kfd);
   if (r) return r;
   const reg = await amdgpu_amdkfd_register_kfd(kfd.k, kgd2kfd_calls_of(kfd));

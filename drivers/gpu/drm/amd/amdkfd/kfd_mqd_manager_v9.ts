@@ -1,4 +1,4 @@
-// Mirrors drivers/gpu/drm/amd/amdkfd/kfd_mqd_manager_v9.c (Linux 6.8), compute queues: the
+// Mirrors drivers/gpu/drm/amd/amdkfd/kfd_mqd_manager_v9.c (Linux 6.8), compute and SDMA queues: the
 // memory queue descriptor of a user queue (ring base and size, read/write pointer addresses,
 // doorbell, VMID) and loading it into / unloading it from a hardware queue slot through the
 // kfd2kgd functions of amdgpu_amdkfd_gfx_v9.
@@ -10,7 +10,12 @@
 import { RREG32 } from "../amdgpu/amdgpu_device.ts";
 import { amdgpu_gfx_with_grbm } from "../amdgpu/amdgpu_gfx.ts";
 import { kgd_gfx_v9_hqd_destroy, kgd_gfx_v9_hqd_is_occupied, kgd_gfx_v9_hqd_load } from "../amdgpu/amdgpu_amdkfd_gfx_v9.ts";
-import type { v9_mqd } from "../include/v9_structs.ts";
+import type { v9_mqd, v9_sdma_mqd } from "../include/v9_structs.ts";
+import { kgd_gfx_v9_hqd_sdma_destroy, kgd_gfx_v9_hqd_sdma_is_occupied, kgd_gfx_v9_hqd_sdma_load } from "../amdgpu/amdgpu_amdkfd_gfx_v9.ts";
+import {
+  SDMA0_RLC0_DOORBELL_OFFSET__OFFSET, SDMA0_RLC0_IB_CNTL__IB_ENABLE, SDMA0_RLC0_RB_CNTL__RB_SIZE, SDMA0_RLC0_RB_CNTL__RB_VMID,
+  SDMA0_RLC0_RB_CNTL__RPTR_WRITEBACK_ENABLE,
+} from "../include/asic_reg/kemu_gpu_regs.ts";
 import {
   CP_HQD_PQ_CONTROL__QUEUE_SIZE, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, REG_SET_FIELD, mmCP_HQD_PQ_RPTR,
   mmCP_HQD_PQ_WPTR_HI, mmCP_HQD_PQ_WPTR_LO,
@@ -76,4 +81,54 @@ export async function destroy_mqd(dev: kfd_node, m: v9_mqd, timeout_ms: number, 
 
 export function is_occupied(dev: kfd_node, queue_address: number, pipe: number, queue: number): Promise<boolean> {
   return kgd_gfx_v9_hqd_is_occupied(dev.adev, queue_address, pipe, queue);
+}
+
+// ---- SDMA user queues (v9_sdma_mqd) ------------------------------------------------------------
+
+/** init_mqd_sdma(): a descriptor for SDMA queue `q` on the engine and queue the DQM picked. */
+export function init_mqd_sdma(q: queue_properties): v9_sdma_mqd {
+  const m: v9_sdma_mqd = {
+    sdmax_rlcx_rb_cntl: 0, sdmax_rlcx_rb_base: 0, sdmax_rlcx_rb_base_hi: 0, sdmax_rlcx_rb_rptr: 0, sdmax_rlcx_rb_rptr_hi: 0,
+    sdmax_rlcx_rb_wptr: 0, sdmax_rlcx_rb_wptr_hi: 0, sdmax_rlcx_rb_rptr_addr_lo: 0, sdmax_rlcx_rb_rptr_addr_hi: 0,
+    sdmax_rlcx_doorbell: 0, sdmax_rlcx_doorbell_offset: 0, sdmax_rlcx_ib_cntl: 0, sdmax_rlcx_rb_wptr_poll_addr_lo: 0,
+    sdmax_rlcx_rb_wptr_poll_addr_hi: 0, sdma_engine_id: 0, sdma_queue_id: 0,
+  };
+  update_mqd_sdma(m, q);
+  return m;
+}
+
+/**
+ * update_mqd_sdma(): ring size as log2(dwords), the VMID, read-pointer write-back to the user's
+ * read_ptr, the user's write_ptr as the poll address a resumed queue reloads its wptr from,
+ * ring base in 256-byte units, the doorbell dword offset and the engine/queue slot.
+ */
+export function update_mqd_sdma(m: v9_sdma_mqd, q: queue_properties): void {
+  let cntl = REG_SET_FIELD(0, SDMA0_RLC0_RB_CNTL__RB_SIZE, Math.log2(q.queue_size / 4));
+  cntl = REG_SET_FIELD(cntl, SDMA0_RLC0_RB_CNTL__RB_VMID, q.vmid);
+  m.sdmax_rlcx_rb_cntl = REG_SET_FIELD(cntl, SDMA0_RLC0_RB_CNTL__RPTR_WRITEBACK_ENABLE, 1);
+  const base = q.queue_address / 256;
+  m.sdmax_rlcx_rb_base = lo32(base);
+  m.sdmax_rlcx_rb_base_hi = hi32(base);
+  m.sdmax_rlcx_rb_rptr_addr_lo = lo32(q.read_ptr);
+  m.sdmax_rlcx_rb_rptr_addr_hi = hi32(q.read_ptr);
+  m.sdmax_rlcx_rb_wptr_poll_addr_lo = lo32(q.write_ptr);
+  m.sdmax_rlcx_rb_wptr_poll_addr_hi = hi32(q.write_ptr);
+  m.sdmax_rlcx_doorbell_offset = REG_SET_FIELD(0, SDMA0_RLC0_DOORBELL_OFFSET__OFFSET, q.doorbell_off);
+  m.sdmax_rlcx_ib_cntl = REG_SET_FIELD(0, SDMA0_RLC0_IB_CNTL__IB_ENABLE, 1);
+  m.sdma_engine_id = q.sdma_engine_id;
+  m.sdma_queue_id = q.sdma_queue_id;
+}
+
+/** load_mqd_sdma(): the RLC queue resumes from the MQD's saved pointers. */
+export function load_mqd_sdma(dev: kfd_node, m: v9_sdma_mqd): Promise<number> {
+  return kgd_gfx_v9_hqd_sdma_load(dev.adev, m);
+}
+
+/** destroy_mqd_sdma(): quiesce the RLC queue (the packet in flight drains), saving its pointers. */
+export function destroy_mqd_sdma(dev: kfd_node, m: v9_sdma_mqd, timeout_ms: number): Promise<number> {
+  return kgd_gfx_v9_hqd_sdma_destroy(dev.adev, m, timeout_ms);
+}
+
+export function is_occupied_sdma(dev: kfd_node, m: v9_sdma_mqd): boolean {
+  return kgd_gfx_v9_hqd_sdma_is_occupied(dev.adev, m);
 }

@@ -32,8 +32,12 @@ import { kfd_event_free_process, kfd_event_init_process } from "./kfd_events.ts"
 import { pqm_init, pqm_uninit } from "./kfd_process_queue_manager.ts";
 import { kfd_init_apertures } from "./kfd_flat_memory.ts";
 import { kfd_smi_event_queue_eviction, kfd_smi_event_queue_restore } from "./kfd_smi_events.ts";
-import { amdgpu_amdkfd_gpuvm_release_process_vm, amdgpu_file_to_fpriv, drm_priv_to_vm } from "../amdgpu/amdgpu_amdkfd_gpuvm.ts";
+import {
+  amdgpu_amdkfd_gpuvm_release_process_vm, amdgpu_file_to_fpriv, drm_priv_to_vm, kfd_process_device_free_bos,
+} from "../amdgpu/amdgpu_amdkfd_gpuvm.ts";
 import { amdgpu_amdkfd_flush_gpu_tlb_pasid, amdgpu_amdkfd_gpuvm_acquire_process_vm } from "../amdgpu/amdgpu_amdkfd.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
+import { kfd_iommu_bind_process_to_device, kfd_iommu_unbind_process } from "./kfd_iommu.ts";
 
 // ---- workqueues and procfs ---------------------------------------------------------------------
 
@@ -199,6 +203,22 @@ export function kfd_bind_process_to_device(dev: kfd_node, p: kfd_process): kfd_p
   return pdd;
 }
 
+/**
+ * kfd_bind_process_to_device() as Linux ≤6.5 has it for IOMMUv2 APUs: the process's PASID is
+ * bound to the device (kfd_iommu_bind_process_to_device) before the pdd is used. Async because
+ * amd_iommu_bind_pasid sleeps; a no-op on other GPUs.
+ */
+export async function kfd_bind_process_to_device_iommu(dev: kfd_node, p: kfd_process): Promise<kfd_process_device | number> {
+  const pdd = kfd_bind_process_to_device(dev, p);
+  if (typeof pdd === "number") return pdd;
+  const err = await kfd_iommu_bind_process_to_device(pdd);
+  if (err) {
+    pdd.bound = false;
+    return err;
+  }
+  return pdd;
+}
+
 export function kfd_process_device_data_by_id(p: kfd_process, gpu_id: number): kfd_process_device | null {
   if (!gpu_id) return null;
   return p.pdds.slice(0, p.n_pdds).find((pdd) => pdd.user_gpu_id === gpu_id) ?? null;
@@ -245,6 +265,8 @@ export function kfd_process_device_init_vm(pdd: kfd_process_device, drm_file: fi
 
 /** kfd_process_destroy_pdds(): release each VM and its render-node file. */
 async function kfd_process_destroy_pdds(p: kfd_process): Promise<void> {
+  // KFD BOs first: unmapping them needs every VM still attached (issue 10).
+  for (let i = 0; i < p.n_pdds; i++) await kfd_process_device_free_bos(p.amdkfd, p.pdds[i]!, p.pdds.slice(0, p.n_pdds));
   for (let i = 0; i < p.n_pdds; i++) {
     const pdd = p.pdds[i]!;
     if (pdd.drm_file) {
@@ -416,23 +438,28 @@ async function kfd_process_notifier_release_internal(p: kfd_process): Promise<vo
 
 /** kfd_process_dequeue_from_all_devices(): destroy every queue of the process, per device. */
 export async function kfd_process_dequeue_from_all_devices(p: kfd_process): Promise<void> {
-  for (let i = 0; i < p.n_pdds; i++) {
-    const pdd = p.pdds[i]!;
-    if (pdd.already_dequeued) continue;
-    await pdd.dev.dqm.ops.process_termination(pdd.dev.dqm, pdd.qpd);
-    pdd.already_dequeued = true;
-  }
+  for (let i = 0; i < p.n_pdds; i++) await kfd_process_dequeue_from_device(p.pdds[i]!);
+}
+
+/** kfd_process_dequeue_from_device(): the process's queues on one device (once). */
+export async function kfd_process_dequeue_from_device(pdd: kfd_process_device): Promise<void> {
+  if (pdd.already_dequeued) return;
+  await pdd.dev.dqm.ops.process_termination(pdd.dev.dqm, pdd.qpd);
+  pdd.already_dequeued = true;
 }
 
 /**
  * kfd_process_wq_release(): the last reference is gone: sysfs, SVM ranges, VMs, events, PASID.
  */
 async function kfd_process_wq_release(p: kfd_process): Promise<void> {
+  using _ = ftrace(p.k, "kfd_process_wq_release");
   const kfd = p.amdkfd;
   // A process whose mm never released (e.g. create failed halfway) still has queues.
   await kfd_process_dequeue_from_all_devices(p);
   pqm_uninit(p.pqm);
   kfd_process_remove_sysfs(p);
+  // ≤6.5, IOMMUv2 APUs: the PASID leaves the device before the process's memory is torn down.
+  await kfd_iommu_unbind_process(p);
   await svm_range_list_fini(p);
   await kfd_process_destroy_pdds(p);
   kfd_event_free_process(p);
@@ -446,6 +473,7 @@ async function kfd_process_wq_release(p: kfd_process): Promise<void> {
  * ones already evicted are restored. The SMI layer reports each device's eviction.
  */
 export async function kfd_process_evict_queues(p: kfd_process, trigger: number): Promise<number> {
+  using _ = ftrace(p.k, "kfd_process_evict_queues");
   let r = 0;
   let n_evicted = 0;
   for (let i = 0; i < p.n_pdds; i++) {
@@ -469,6 +497,7 @@ export async function kfd_process_evict_queues(p: kfd_process, trigger: number):
 
 /** kfd_process_restore_queues(): restart the queues on every device; returns the first error. */
 export async function kfd_process_restore_queues(p: kfd_process): Promise<number> {
+  using _ = ftrace(p.k, "kfd_process_restore_queues");
   let ret = 0;
   for (let i = 0; i < p.n_pdds; i++) {
     const pdd = p.pdds[i]!;

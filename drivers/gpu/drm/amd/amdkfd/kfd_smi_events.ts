@@ -20,6 +20,7 @@ import { anon_inode_getfd } from "../../../../../fs/anon_inodes.ts";
 import type { kfd_node } from "./kfd_priv.ts";
 import type { amdkfd } from "./kfd_module.ts";
 import { kfd_lookup_process_by_mm, kfd_lookup_process_by_pasid, kfd_unref_process } from "./kfd_process.ts";
+import { trace_kfd_smi_event } from "../../../../../include/trace/events/amdkfd.ts";
 
 /** MAX_KFIFO_SIZE: each reader's buffer. */
 const MAX_KFIFO_SIZE = 1024;
@@ -76,6 +77,7 @@ function add_event_to_kfifo(pid: number, dev: kfd_node, smi_event: number, msg: 
 
 /** kfd_smi_event_add(): "<id hex> " + the event's text, cut at KFD_SMI_EVENT_MSG_SIZE - 1. */
 function kfd_smi_event_add(pid: number, dev: kfd_node, smi_event: number, text: string): void {
+  trace_kfd_smi_event(smi_event)?.trace(dev.k, { pid, text });
   if (dev.smi_clients.length === 0) return;
   const line = `${smi_event.toString(16)} ${text}`;
   const bytes = encoder.encode(line).subarray(0, KFD_SMI_EVENT_MSG_SIZE - 1);

@@ -78,6 +78,7 @@ import type { device } from "../../../../base/core.ts";
 import { pfn_to_page } from "../../../../../mm/sparse.ts";
 import { is_zone_device_page } from "../../../../../include/linux/memremap.ts";
 import { hmm_pfn_to_pfn } from "../../../../../mm/hmm.ts";
+import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 // ---- kfd_svm.h ---------------------------------------------------------------------------------
 
@@ -142,6 +143,8 @@ export class svm_range_bo {
   resource: unknown = null;
   /** Releases the BO and its eviction fence (amdgpu_bo_unref + dma_fence_put), set by its creator. */
   free_bo: (() => void) | null = null;
+  /** The process mm (svm_bo->eviction_fence->mm in the kernel): the CPU fault path finds the process by it. */
+  mm: mm_struct | null = null;
 
   constructor(k: Kernel) {
     this.kref = new kref(k);
@@ -868,6 +871,7 @@ async function svm_range_update_notifier_and_interval_tree(mm: mm_struct, prange
 
 /** svm_range_handle_list_op(): apply a deferred op (mmap write lock and svms->lock held). */
 async function svm_range_handle_list_op(svms: svm_range_list, prange: svm_range, mm: mm_struct): Promise<void> {
+  using _ = ftrace(svms.process.k, "svm_range_handle_list_op");
   switch (prange.work_item.op) {
     case SVM_OP_NULL:
       break;
@@ -926,7 +930,8 @@ export function svm_range_get_pte_flags(node: kfd_node, prange: svm_range, domai
 
 /** svm_range_unmap_from_gpu(): clear the PTEs of [start, last] (pages) in one VM. */
 async function svm_range_unmap_from_gpu(adev: amdgpu_device, vm: amdgpu_vm, start: number, last: number, fence: { f: dma_fence | null }): Promise<number> {
-  return amdgpu_vm_update_range(adev, vm, false, true, true, false, null, start, last, { lo: 0, hi: 0 }, 0, 0, null, null, fence);
+  using _ = ftrace(adev.k, "svm_range_unmap_from_gpu");
+  return await amdgpu_vm_update_range(adev, vm, false, true, true, false, null, start, last, { lo: 0, hi: 0 }, 0, 0, null, null, fence);
 }
 
 /**
@@ -935,6 +940,7 @@ async function svm_range_unmap_from_gpu(adev: amdgpu_device, vm: amdgpu_vm, star
  * the update fence is waited for and its TLB flushed heavyweight.
  */
 export async function svm_range_unmap_from_gpus(prange: svm_range, start: number, last: number, trigger: number): Promise<number> {
+  using _ = ftrace(p_of(prange).k, "svm_range_unmap_from_gpus");
   if (!prange.mapped_to_gpu) return 0;
   if (prange.start === start && prange.last === last) prange.mapped_to_gpu = false;
   const bitmap = DECLARE_BITMAP();
@@ -969,6 +975,7 @@ async function svm_range_map_to_gpu(
   pdd: kfd_process_device, prange: svm_range, offset: number, npages: number, readonly: boolean,
   dma_addr: dma_addr_t[], bo_adev: amdgpu_device | null, fence: { f: dma_fence | null } | null, flush_tlb: boolean,
 ): Promise<number> {
+  using _ = ftrace(p_of(prange).k, "svm_range_map_to_gpu");
   const adev = pdd.dev.adev;
   const vm = drm_priv_to_vm(pdd.drm_priv);
   if (!vm) return -EINVAL;
@@ -997,6 +1004,7 @@ async function svm_range_map_to_gpu(
  * fence when asked and flushes each GPU's TLB.
  */
 async function svm_range_map_to_gpus(prange: svm_range, offset: number, npages: number, readonly: boolean, bitmap: gpu_bitmap, wait: boolean, flush_tlb: boolean): Promise<number> {
+  using _ = ftrace(p_of(prange).k, "svm_range_map_to_gpus");
   let bo_adev: amdgpu_device | null = null;
   if (prange.svm_bo && prange.ttm_res) bo_adev = prange.svm_bo.node!.adev;
   const p = p_of(prange);
@@ -1096,6 +1104,7 @@ export async function svm_range_validate_and_map(
   mm: mm_struct, map_start: number, map_last: number, prange: svm_range, gpuidx: number,
   intr: boolean, wait: boolean, flush_tlb: boolean,
 ): Promise<number> {
+  using _ = ftrace(mm.k, "svm_range_validate_and_map");
   const p = p_of(prange);
   const bitmap = DECLARE_BITMAP();
   let r = svm_range_validate_bitmap(p, prange, gpuidx, bitmap);
@@ -1180,6 +1189,7 @@ export async function svm_range_list_lock_and_flush_work(svms: svm_range_list, m
  * validation error) try again after AMDGPU_SVM_RANGE_RESTORE_DELAY_MS.
  */
 async function svm_range_restore_work(svms: svm_range_list): Promise<void> {
+  using _ = ftrace(svms.process.k, "svm_range_restore_work");
   let evicted_ranges = atomic_read(svms.evicted_ranges);
   if (!evicted_ranges) return;
   const p = svms.process;
@@ -1229,6 +1239,7 @@ async function svm_range_restore_work(svms: svm_range_list): Promise<void> {
  * no PTE changes. XNACK on: unmap the overlap from all GPUs and let them retry-fault.
  */
 async function svm_range_evict(prange: svm_range, mm: mm_struct, start: number, last: number, event: number): Promise<number> {
+  using _ = ftrace(mm.k, "svm_range_evict");
   const svms = prange.svms;
   const p = svms.process;
   if (!p.xnack_enabled || prange.flags & KFD_IOCTL_SVM_FLAG_GPU_ALWAYS_MAPPED) {
@@ -1288,6 +1299,7 @@ async function svm_range_drain_retry_fault(svms: svm_range_list): Promise<void> 
  * migrate_mutex for its children's ops, then the parent's own op.
  */
 async function svm_range_deferred_list_work(svms: svm_range_list): Promise<void> {
+  using _ = ftrace(svms.process.k, "svm_range_deferred_list_work");
   spin_lock(svms.deferred_list_lock);
   while (svms.deferred_range_list.length) {
     const prange = svms.deferred_range_list[0]!;
@@ -1356,6 +1368,7 @@ export function schedule_deferred_list_work(svms: svm_range_list): void {
  * allocation failures are ignored (best effort, as in the kernel).
  */
 function svm_range_unmap_split(mm: mm_struct, parent: svm_range, prange: svm_range, start: number, last: number): void {
+  using _ = ftrace(mm.k, "svm_range_unmap_split");
   if (prange.work_item.op === SVM_OP_UNMAP_RANGE) return;
   if (start > prange.last || last < prange.start) return;
   let head = prange;
@@ -1387,6 +1400,7 @@ function svm_range_unmap_split(mm: mm_struct, parent: svm_range, prange: svm_ran
  * UPDATE_RANGE_NOTIFIER.
  */
 async function svm_range_unmap_from_cpu(mm: mm_struct, prange: svm_range, start: number, last: number): Promise<void> {
+  using _ = ftrace(mm.k, "svm_range_unmap_from_cpu");
   const trigger = KFD_SVM_UNMAP_TRIGGER_UNMAP_FROM_CPU;
   const p = kfd_lookup_process_by_mm(p_of(prange).amdkfd, mm);
   if (!p) return;
@@ -1418,6 +1432,7 @@ async function svm_range_unmap_from_cpu(mm: mm_struct, prange: svm_range, start:
  * svms->lock nor migrate_mutex, so migrations holding those can fire it.
  */
 async function svm_range_cpu_invalidate_pagetables(mni: svm_range_notifier, range: mmu_notifier_range, cur_seq: number): Promise<boolean> {
+  using _ = ftrace(mni.mm!.k, "svm_range_cpu_invalidate_pagetables");
   if (range.event === MMU_NOTIFY_RELEASE) return true;
   const mm = mni.mm!;
   if (!mmget_not_zero(mm)) return true;
@@ -1617,6 +1632,7 @@ function svm_fault_allowed(vma: vm_area_struct, write_fault: boolean): boolean {
  * the next access raises a fatal fault. XNACK off ⇒ -EFAULT.
  */
 export async function svm_range_restore_pages(adev: amdgpu_device, pasid: number, vmid: number, node_id: number, addr: number, write_fault: boolean): Promise<number> {
+  using _ = ftrace(adev.k, "svm_range_restore_pages");
   if (!KFD_IS_SVM_API_SUPPORTED(adev)) return -EFAULT;
   const amdkfd = adev.kfd.dev!.amdkfd;
   const p = kfd_lookup_process_by_pasid(amdkfd, pasid);
@@ -1758,6 +1774,7 @@ export async function svm_range_switch_xnack_reserve_mem(p: kfd_process, xnack_e
  * pending retry faults, then unlink, unregister and free every range.
  */
 export async function svm_range_list_fini(p: kfd_process): Promise<void> {
+  using _ = ftrace(p.k, "svm_range_list_fini");
   const wqs = p.amdkfd.wqs;
   await wqs.cancel_delayed_work_sync(p.svms.restore_work);
   await wqs.flush_work(p.svms.deferred_list_work);
@@ -1831,6 +1848,7 @@ function svm_range_best_prefetch_location(prange: svm_range): number {
  * location (even if actual_loc already names that GPU: only the system pages move).
  */
 async function svm_range_trigger_migration(mm: mm_struct, prange: svm_range, migrated: { v: boolean }): Promise<number> {
+  using _ = ftrace(mm.k, "svm_range_trigger_migration");
   migrated.v = false;
   const best_loc = svm_range_best_prefetch_location(prange);
   if (best_loc === KFD_IOCTL_SVM_LOCATION_UNDEFINED || (best_loc === 0 && prange.actual_loc === 0)) return 0;
@@ -1855,6 +1873,7 @@ async function svm_range_trigger_migration(mm: mm_struct, prange: svm_range, mig
  * the resolution error. No rollback: a failure can leave some ranges updated.
  */
 async function svm_range_set_attr(p: kfd_process, mm: mm_struct, start: number, size: number, nattr: number, attrs: kfd_ioctl_svm_attribute_t[]): Promise<number> {
+  using _ = ftrace(p.k, "svm_range_set_attr");
   const process_info = p.kgd_process_info;
   let r = svm_range_check_attr(p, nattr, attrs);
   if (r) return r;
@@ -1934,6 +1953,7 @@ async function svm_range_set_attr_map(p: kfd_process, mm: mm_struct, lists: svm_
  * rewritten to ACCESS / ACCESS_IN_PLACE / NO_ACCESS for the gpu_id in its value.
  */
 async function svm_range_get_attr(p: kfd_process, mm: mm_struct, start: number, size: number, nattr: number, attrs: kfd_ioctl_svm_attribute_t[]): Promise<number> {
+  using _ = ftrace(p.k, "svm_range_get_attr");
   const last = start + size - 1;
   const svms = p.svms;
   // Settle earlier munmaps first; a concurrent one is the application's race.
@@ -2096,4 +2116,23 @@ function svm_range_check_one(prange: svm_range, svms: svm_range_list): void {
     k.WARN(c.start < prange.it_node.start || c.last > prange.it_node.last, `${name}: child outside the parent's span`);
   }
   for (const a of prange.dma_addr) k.WARN(a !== null && a.length !== prange.npages, `${name}: dma_addr array of ${a?.length} entries`);
+}
+
+// ---- KFD BO allocation check (used by kfd_chardev's ALLOC_MEMORY_OF_GPU; issue 10) ------------
+
+/**
+ * The SVM side of kfd_ioctl_alloc_memory_of_gpu(): -EADDRINUSE if any SVM range overlaps the
+ * pages [start, last] a new KFD BO would take (deferred work flushed first, as the kernel does).
+ */
+export async function svm_range_check_bo_va(p: kfd_process, start: number, last: number): Promise<number> {
+  const svms = p.svms;
+  const mm = p.mm;
+  if (!svms || !mm) return 0;
+  await svm_range_list_lock_and_flush_work(svms, mm);
+  await mutex_lock(svms.lock);
+  mmap_write_unlock(mm);
+  const busy = interval_tree_iter_first(svms.objects, start, last) !== null;
+  mutex_unlock(svms.lock);
+  if (busy) p.k.pr_err(`Address: 0x${(start * PAGE_SIZE).toString(16)} already allocated by SVM`);
+  return busy ? -EADDRINUSE : 0;
 }

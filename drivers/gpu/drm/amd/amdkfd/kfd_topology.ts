@@ -13,6 +13,7 @@ import { NODE_DATA } from "../../../../../include/linux/mmzone.ts";
 import { KFD_GPU_ID_HASH_WIDTH, type kfd_node } from "./kfd_priv.ts";
 import type { amdkfd } from "./kfd_module.ts";
 import { KFD_IS_SVM_API_SUPPORTED } from "./kfd_svm.ts";
+import { kfd_get_num_sdma_engines } from "./kfd_device_queue_manager.ts";
 
 const PAGE_SIZE = 4096;
 
@@ -346,9 +347,10 @@ function kfd_fill_gpu_props(dev: kfd_topology_device, gpu: kfd_node): void {
   p.device_id = adev.pdev.device;
   p.location_id = adev.pdev.devfn;
   p.drm_render_minor = 128 + adev.instance;
-  // The SDMA engines exist but offer KFD no user queues (see kfd_device_queue_manager.ts).
-  p.num_sdma_engines = 0;
-  p.num_sdma_queues_per_engine = 0;
+  // Every SDMA engine offers KFD its RLC queues (kemu has no XGMI SDMA engines).
+  p.num_sdma_engines = kfd_get_num_sdma_engines(gpu);
+  p.num_sdma_xgmi_engines = 0;
+  p.num_sdma_queues_per_engine = gpu.kfd.device_info.num_sdma_queues_per_engine - gpu.kfd.device_info.num_reserved_sdma_queues_per_engine;
   p.num_cp_queues = mec.num_pipe_per_mec * mec.num_queue_per_pipe;
   p.max_engine_clk_fcompute = 1700;
   p.max_engine_clk_ccompute = 3000;

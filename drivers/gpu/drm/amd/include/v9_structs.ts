@@ -25,3 +25,27 @@ export const V9_MQD_HQD_ORDER: ReadonlyArray<keyof v9_mqd> = [
   "cp_hqd_pq_wptr_poll_addr_hi", "cp_hqd_pq_doorbell_control", "cp_hqd_pq_control", "cp_hqd_pq_wptr_lo",
   "cp_hqd_pq_wptr_hi",
 ];
+
+/**
+ * struct v9_sdma_mqd, reduced: an SDMA user (RLC) queue's registers in kemu's RLC register
+ * order (sdmaRLC_RB_CNTL .. sdmaRLC_RB_WPTR_POLL_ADDR_HI, CONTEXT_STATUS excluded) plus the
+ * engine and queue it is loaded on.
+ */
+export interface v9_sdma_mqd {
+  sdmax_rlcx_rb_cntl: number;
+  sdmax_rlcx_rb_base: number;
+  sdmax_rlcx_rb_base_hi: number;
+  sdmax_rlcx_rb_rptr: number;
+  sdmax_rlcx_rb_rptr_hi: number;
+  sdmax_rlcx_rb_wptr: number;
+  sdmax_rlcx_rb_wptr_hi: number;
+  sdmax_rlcx_rb_rptr_addr_lo: number;
+  sdmax_rlcx_rb_rptr_addr_hi: number;
+  sdmax_rlcx_doorbell: number;
+  sdmax_rlcx_doorbell_offset: number;
+  sdmax_rlcx_ib_cntl: number;
+  sdmax_rlcx_rb_wptr_poll_addr_lo: number;
+  sdmax_rlcx_rb_wptr_poll_addr_hi: number;
+  sdma_engine_id: number;
+  sdma_queue_id: number;
+}

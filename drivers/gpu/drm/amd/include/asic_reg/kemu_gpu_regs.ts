@@ -240,6 +240,46 @@ export function mmSDMA(instance: number, reg: number): number {
   return SDMA_BASE + SDMA_STRIDE * instance + reg;
 }
 
+// SDMA user (RLC) queues: SDMA_RLC_QUEUES per engine, each a 0x10-dword block from 0x20 of the
+// engine's slot (sdmaRLC_<reg> + SDMA_RLC_STRIDE * queue). RB_CNTL .. IB_CNTL have the order of
+// the GFX block (sdmaGFX_<reg> = sdmaGFX_RB_CNTL + sdmaRLC_<reg>); the engine model relies on it. The ring, its pointers and IBs
+// translate in RB_CNTL.RB_VMID; CONTEXT_STATUS.IDLE reads 1 once no packet is in flight. Enabling
+// the ring with a WPTR_POLL address set reloads the write pointer from memory (a resumed queue
+// sees the doorbell writes it missed while disabled).
+export const SDMA_RLC_QUEUES = 2;
+export const SDMA_RLC_BASE = 0x20;
+export const SDMA_RLC_STRIDE = 0x10;
+export const sdmaRLC_RB_CNTL = 0x0;
+export const SDMA0_RLC0_RB_CNTL__RB_ENABLE: RegField = [0, 1];
+export const SDMA0_RLC0_RB_CNTL__RB_SIZE: RegField = [1, 6];
+export const SDMA0_RLC0_RB_CNTL__RPTR_WRITEBACK_ENABLE: RegField = [12, 1];
+export const SDMA0_RLC0_RB_CNTL__RB_VMID: RegField = [24, 4];
+export const sdmaRLC_RB_BASE = 0x1;
+export const sdmaRLC_RB_BASE_HI = 0x2;
+export const sdmaRLC_RB_RPTR = 0x3;
+export const sdmaRLC_RB_RPTR_HI = 0x4;
+export const sdmaRLC_RB_WPTR = 0x5;
+export const sdmaRLC_RB_WPTR_HI = 0x6;
+export const sdmaRLC_RB_RPTR_ADDR_LO = 0x7;
+export const sdmaRLC_RB_RPTR_ADDR_HI = 0x8;
+export const sdmaRLC_DOORBELL = 0x9;
+export const SDMA0_RLC0_DOORBELL__ENABLE: RegField = [28, 1];
+export const sdmaRLC_DOORBELL_OFFSET = 0xa;
+export const SDMA0_RLC0_DOORBELL_OFFSET__OFFSET: RegField = [0, 28];
+export const sdmaRLC_IB_CNTL = 0xb;
+export const SDMA0_RLC0_IB_CNTL__IB_ENABLE: RegField = [0, 1];
+export const sdmaRLC_CONTEXT_STATUS = 0xc;
+export const SDMA0_RLC0_CONTEXT_STATUS__IDLE: RegField = [2, 1];
+export const SDMA0_RLC0_CONTEXT_STATUS__PACKET_ERROR: RegField = [3, 1];
+/** Where the queue's write pointer lives in memory (VMID of the queue); read when the ring is enabled. */
+export const sdmaRLC_RB_WPTR_POLL_ADDR_LO = 0xd;
+export const sdmaRLC_RB_WPTR_POLL_ADDR_HI = 0xe;
+
+/** Register `reg` of RLC queue `queue` of SDMA engine `instance`. */
+export function mmSDMA_RLC(instance: number, queue: number, reg: number): number {
+  return mmSDMA(instance, SDMA_RLC_BASE + SDMA_RLC_STRIDE * queue + reg);
+}
+
 // ---- CP (MEC) compute queues and shader memory config (0x1000..0x10ff; above the 8 SDMA slots) --
 
 export const CP_BASE = 0x1000;
