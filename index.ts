@@ -9,6 +9,11 @@ export type { ShutdownOptions } from "./kernel/machine.ts";
 export { DEFAULT_MACHINE, MINIMAL_MACHINE, APU_MACHINE, GiB, MiB } from "./kernel/machine_spec.ts";
 export type { MachineSpec, GpuSpec, TokenOverride } from "./kernel/machine_spec.ts";
 export { Process, SyscallError } from "./tools/runtime/process.ts";
+// Scenarios (`kemu run my-scenario.ts`) and running them from a script.
+export { defineScenario } from "./tools/scenarios/scenario.ts";
+export type { Scenario, ScenarioContext } from "./tools/scenarios/scenario.ts";
+export { run_scenario, sweep_seeds } from "./tools/scenarios/runner.ts";
+export type { ScenarioResult, SweepReport, RunOptions } from "./tools/scenarios/runner.ts";
 
 // UAPI: errno names, mmap/mprotect/madvise flags, open flags, ioctl encoding and struct layouts.
 export * from "./include/uapi/asm-generic/errno.ts";

@@ -40,7 +40,17 @@ export async function load_scenario(what: string): Promise<Scenario> {
   if (!/\.[cm]?[jt]s$/.test(what)) {
     throw new Error(`no built-in scenario "${what}" (see kemu trace --list) and not a .ts/.js file`);
   }
-  const mod = (await import(pathToFileURL(resolve(what)).href)) as { default?: unknown; scenario?: unknown };
+  let mod: { default?: unknown; scenario?: unknown };
+  try {
+    mod = (await import(pathToFileURL(resolve(what)).href)) as typeof mod;
+  } catch (e) {
+    // Outside an ES-module package Node loads a .ts file as CommonJS, which cannot import kemu.
+    const code = (e as { code?: string }).code;
+    if (code === "ERR_REQUIRE_CYCLE_MODULE" || code === "ERR_REQUIRE_ESM" || code === "ERR_REQUIRE_ASYNC_MODULE") {
+      throw new Error(`${what} was loaded as CommonJS: name it .mts, or put it under a package.json with "type": "module"`, { cause: e });
+    }
+    throw e;
+  }
   const exp = mod.default ?? mod.scenario;
   const name = basename(what).replace(/\.[cm]?[jt]s$/, "");
   if (typeof exp === "function") return { name, title: name, run: exp as Scenario["run"] };
@@ -211,6 +221,17 @@ async function dmesgCommand(io: CliIo, what: string | undefined, opts: DmesgOpti
 
 // ---- registration --------------------------------------------------------------------------------
 
+/** A command's failure (a bad scenario file, an unknown machine) as a message and exit code 2. */
+function guarded<A extends unknown[]>(io: CliIo, fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      io.fail(e instanceof Error ? e.message : String(e), 2);
+    }
+  };
+}
+
 export function register_scenario_commands(program: Command, io: CliIo): void {
   program.command("trace")
     .description("run a scenario with the function-graph tracer and every trace event; write ftrace text and Perfetto JSON")
@@ -220,7 +241,7 @@ export function register_scenario_commands(program: Command, io: CliIo): void {
     .option("--events <list>", `comma-separated set_event specs, e.g. "migrate_device:*,mmu_notifier:*" (default: all)`)
     .option("--stdout", "print the ftrace text to stdout instead of writing files")
     .option("--list", "list the built-in scenarios and named machines")
-    .action((what: string | undefined, opts: TraceOptions, cmd: Command) => traceCommand(io, what, opts, cmd));
+    .action(guarded(io, (what: string | undefined, opts: TraceOptions, cmd: Command) => traceCommand(io, what, opts, cmd)));
 
   program.command("run")
     .description("run a scenario file (or built-in) on a machine and report; --seeds N sweeps N seeds and groups them by behaviour")
@@ -228,7 +249,7 @@ export function register_scenario_commands(program: Command, io: CliIo): void {
     .option("--machine <name|file.json>", "machine to run on (default: the scenario's)")
     .option("--seeds <n>", "run seeds --seed .. --seed+n-1 and report which behaved differently", parseCount)
     .option("--trace <dir>", "also record and write the trace (single run)")
-    .action((what: string, opts: RunCmdOptions, cmd: Command) => runCommand(io, what, opts, cmd));
+    .action(guarded(io, (what: string, opts: RunCmdOptions, cmd: Command) => runCommand(io, what, opts, cmd)));
 
   program.command("dmesg")
     .description("run a scenario (or just boot) and print the kernel log; --follow streams it live")
@@ -237,5 +258,5 @@ export function register_scenario_commands(program: Command, io: CliIo): void {
     .option("--ns <patterns>", `debug namespaces to show, e.g. "kemu:amdgpu,kemu:kfd*,-kemu:kunit" (default kemu:*)`)
     .option("--events", "with --follow: also stream trace events as they are recorded (like trace_pipe)")
     .option("--machine <name|file.json>", "machine to run on")
-    .action((what: string | undefined, opts: DmesgOptions, cmd: Command) => dmesgCommand(io, what, opts, cmd));
+    .action(guarded(io, (what: string | undefined, opts: DmesgOptions, cmd: Command) => dmesgCommand(io, what, opts, cmd)));
 }

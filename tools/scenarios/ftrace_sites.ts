@@ -16,6 +16,8 @@ import type { amd_iommu_fault } from "../../iommu/amd/amd_iommu_types.ts";
 import { PPR_FAULT_EXEC, PPR_FAULT_READ, PPR_FAULT_WRITE } from "../../iommu/amd/amd_iommu_types.ts";
 import { AmdIommuHw, type PageRequestMsg } from "../../hw/amd_iommu/iommu.ts";
 import { AtsPriFunction } from "../../hw/amd_iommu/ats.ts";
+import { SdmaEngine } from "../../hw/amdgpu/sdma.ts";
+import { Hqd } from "../../hw/amdgpu/cp.ts";
 import { trace_amd_iommu_complete_ppr, trace_amd_iommu_ppr_request } from "../../include/trace/events/amd_iommu.ts";
 import { TRACE_EVENT } from "../../include/linux/tracepoint.ts";
 
@@ -145,4 +147,70 @@ probe_method<[number, PageRequestMsg]>(AmdIommuHw, "page_request", (self, [devid
 probe_method<[number | null, number, number]>(AtsPriFunction, "prg_response", (self, [pasid, prg, code]) => {
   const iommu = (self as unknown as { iommu: AmdIommuHw | null }).iommu;
   if (iommu) trace_prg_response.trace(k_of(iommu as never), { pasid: pasid ?? 0, prg, code });
+});
+
+// ---- the GPU's engines: their work as slices on their own tracks -----------------------------------
+
+/**
+ * One SDMA packet that took device time (copy, fill, write, fence), as a slice from when the
+ * engine started it to when it finished — on the engine's track ("sdma0 (hw)").
+ */
+const trace_sdma_packet = TRACE_EVENT<{ engine: number; op: string; vmid: number; ns: number }>(
+  "amdgpu_hw", "sdma_packet", (a) => `sdma${a.engine} op=${a.op} vmid=${a.vmid} busy=${a.ns}ns`,
+);
+
+/** One AQL kernel dispatch on a hardware queue, from its first wave to its completion. */
+const trace_aql_dispatch = TRACE_EVENT<{ pipe: number; queue: number; grid: number; workgroup: number; kernel_object: number }>(
+  "amdgpu_hw", "aql_dispatch",
+  (a) => `hqd${a.pipe}.${a.queue} grid=${a.grid} workgroup=${a.workgroup} kernel_object=0x${a.kernel_object.toString(16)}`,
+);
+
+interface sdma_view { k: Kernel; instance: number }
+interface sdma_pending { op: string; vmid: number; start: number; ns: number }
+
+/** The packet each engine has in flight (its step timer fires when the packet is done). */
+const sdma_inflight = new WeakMap<object, sdma_pending>();
+
+for (const [method, op] of [["op_copy", "copy"], ["op_fill", "fill"], ["op_write", "write"]] as const) {
+  const proto = SdmaEngine.prototype as unknown as Record<string, (...a: unknown[]) => { cost?: number }>;
+  const orig = proto[method];
+  if (typeof orig !== "function" || (orig as { __probed?: boolean }).__probed) continue;
+  const probed = function (this: sdma_view, ...args: unknown[]): { cost?: number } {
+    const r = orig.apply(this, args);
+    if (trace_sdma_packet.enabled && r.cost && r.cost > 0) {
+      sdma_inflight.set(this, { op, vmid: args[1] as number, start: this.k.ktime_get(), ns: r.cost });
+    }
+    return r;
+  };
+  Object.defineProperty(probed, "__probed", { value: true });
+  proto[method] = probed;
+}
+
+probe_method<[]>(SdmaEngine, "step", (self) => {
+  const s = self as unknown as sdma_view;
+  const p = sdma_inflight.get(s);
+  if (!p) return;
+  sdma_inflight.delete(s);
+  trace_sdma_packet.trace_span(s.k, { engine: s.instance, op: p.op, vmid: p.vmid, ns: p.ns }, p.start);
+});
+
+interface hqd_view { pipe: number; queue: number; cp: { k: Kernel } }
+interface dispatch_view { grid: number; wg_size: number; kernel_object: number; next_wg: number }
+
+/** When each queue's current dispatch started. */
+const dispatch_start = new WeakMap<object, { start: number; d: dispatch_view }>();
+
+probe_method<[dispatch_view]>(Hqd, "dispatch_step", (self, [d]) => {
+  const h = self as unknown as hqd_view;
+  if (d.next_wg === 0 && trace_aql_dispatch.enabled) dispatch_start.set(h, { start: h.cp.k.ktime_get(), d });
+});
+
+probe_method<[]>(Hqd, "packet_done", (self) => {
+  const h = self as unknown as hqd_view;
+  const s = dispatch_start.get(h);
+  if (!s) return;
+  dispatch_start.delete(h);
+  trace_aql_dispatch.trace_span(h.cp.k, {
+    pipe: h.pipe, queue: h.queue, grid: s.d.grid, workgroup: s.d.wg_size, kernel_object: s.d.kernel_object,
+  }, s.start);
 });

@@ -4,7 +4,7 @@
 // emulator can see: the page_in/page_out counters of /sys/class/kfd/kfd/proc/<pid>, and that no
 // VRAM is left allocated once the process is gone.
 
-import { ASSERT_EQ, ASSERT_TRUE, EXPECT_EQ, EXPECT_TRUE, FIXTURE, FIXTURE_VARIANT_ADD, SKIP, TEST_F, kselftest } from "../../../tools/testing/selftests/kselftest_harness.ts";
+import { ASSERT_EQ, ASSERT_TRUE, EXPECT_EQ, EXPECT_TRUE, FIXTURE, FIXTURE_VARIANT_ADD, SKIP, TEST, TEST_F, kselftest } from "../../../tools/testing/selftests/kselftest_harness.ts";
 import { GpuDispatcher, copyBufferIsa, copyDwordIsa } from "../../../tools/hsakmt/dispatch.ts";
 import {
   HSAKMT_STATUS, HSA_SVM_ATTR_ACCESS, HSA_SVM_ATTR_ACCESS_IN_PLACE, HSA_SVM_ATTR_GRANULARITY, HSA_SVM_ATTR_PREFERRED_LOC, HSA_SVM_ATTR_PREFETCH_LOC,
@@ -272,4 +272,52 @@ TEST_F(multi, "prefetch_vram_to_vram", async (self, variant) => {
   EXPECT_EQ(want, await ctr(ids[0]!, "page_out"), "out of the first GPU's VRAM");
   EXPECT_EQ(want, await ctr(ids[1]!, "page_in"), "into the second GPU's VRAM");
   for (let i = 0; i < n; i++) EXPECT_EQ(0xabc00000 + i, await read32(self.proc, buf + i * PAGE));
+});
+
+// ---- allocation failure on the migration paths ---------------------------------------------------
+
+export const kfd_svm_migrate_fail_nth = kselftest("kfd_svm_migrate_fail_nth", { machine: KFD_SELFTEST_MACHINE });
+
+/**
+ * fail-nth over a prefetch to VRAM and over the CPU faults back: the nth failable allocation of
+ * the task fails, for every n until the operation no longer reaches it. Each run must end with
+ * the data intact (wherever it lives) or a clean error, and no VRAM left over after the process.
+ * With the default fail_page_alloc settings the prefetch path reaches two failable calls and the
+ * CPU fault path none in the task (its page allocations are highmem ones, which are skipped).
+ */
+TEST(kfd_svm_migrate_fail_nth, "prefetch_and_cpu_fault_every_n", async (metadata) => {
+  const machine = metadata.machine;
+  const vram0 = vram_used(machine);
+  const injector = await machine.spawn("injector");
+  const n = 8;
+  for (const phase of ["prefetch", "cpu_fault"] as const) {
+    for (let nth = 1; nth < 400; nth++) {
+      const self = {} as MigSelf;
+      await kfd_open(self, machine, 1);
+      const buf = await anon(self.proc, n);
+      for (let i = 0; i < n; i++) await write32(self.proc, buf + i * PAGE, 0x600d0000 + i);
+      ASSERT_EQ(HSAKMT_STATUS.SUCCESS, await register_svm(self, buf, n * PAGE));
+      if (phase === "cpu_fault") ASSERT_EQ(HSAKMT_STATUS.SUCCESS, await set(self, buf, n * PAGE, HSA_SVM_ATTR_PREFETCH_LOC, self.node));
+      ASSERT_EQ(1, await injector.writeFile(`/proc/${self.proc.pid}/fail-nth`, String(nth)));
+      if (phase === "prefetch") {
+        const st = await set(self, buf, n * PAGE, HSA_SVM_ATTR_PREFETCH_LOC, self.node);
+        EXPECT_TRUE(st === HSAKMT_STATUS.SUCCESS || st === HSAKMT_STATUS.ERROR, `fail-nth ${nth}: prefetch status ${st}`);
+      }
+      // The CPU reads every page (in the cpu_fault phase under injection: a SIGBUS would kill it).
+      const vals: number[] = [];
+      for (let i = 0; i < n; i++) vals.push(await read32(self.proc, buf + i * PAGE).catch(() => -1));
+      const left = Number((await injector.readFile(`/proc/${self.proc.pid}/fail-nth`)).trim());
+      await injector.writeFile(`/proc/${self.proc.pid}/fail-nth`, "0");
+      for (let i = 0; i < n; i++) {
+        if (vals[i] === -1) continue;
+        EXPECT_EQ(0x600d0000 + i, vals[i], `${phase} fail-nth ${nth}: page ${i}`);
+      }
+      await kfd_close(self);
+      await machine.settle();
+      EXPECT_EQ(vram0, vram_used(machine), `${phase} fail-nth ${nth}: VRAM leaked`);
+      // The operation finished before the nth call: every site on the path has been failed once.
+      if (left > 0) break;
+    }
+  }
+  await injector.exit();
 });

@@ -1044,6 +1044,13 @@ async function svm_range_reserve_bos(p: kfd_process, bitmap: gpu_bitmap, intr: b
     }
     const root = drm_priv_to_vm(pdd.drm_priv)?.root?.bo;
     if (!root) continue;
+    // drm_exec takes the roots under one ww acquire context; kemu's reservations are plain
+    // mutexes, so each further root is a lockdep subclass (one VM per GPU, never the same BO).
+    if (held.length) {
+      await mutex_lock_nested(root.tbo.resv.lock, held.length);
+      held.push(root);
+      continue;
+    }
     const r = await amdgpu_bo_reserve(root, !intr);
     if (r) {
       svm_range_unreserve_bos(held);
