@@ -1,5 +1,5 @@
-// kemu: the modules a machine can load by name — the /lib/modules/$(uname -r) of the emulator.
-// Each subsystem issue adds its loadable drivers here (test_hmm, amdgpu, amdkfd, ...).
+// kemu (no Linux file): the modules a machine can load by name — the emulator's stand-in for the
+// kernel's /lib/modules/$(uname -r). Each subsystem adds its loadable drivers here.
 
 import type { ModuleDef } from "./main.ts";
 import { test_hmm_module } from "../../lib/test_hmm.ts";
