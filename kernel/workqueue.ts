@@ -6,12 +6,13 @@
 // queueing) instead of the kernel's flush colours and barrier works. Lockdep sees the same
 // pseudo-locks as in the kernel: "(wq_completion)<wq>" and "(work_completion)(<work>)".
 
+import { wait_queue_head_t, wait_event_desc, wake_up_all } from "./sched/wait.ts";
 import { inject, injectable } from "tsyringe";
 import { KERNEL } from "./tokens.ts";
 import type { Kernel } from "./kernel.ts";
 import type { KernelService } from "./machine.ts";
 import { lockdep_map } from "./locking/lockdep.ts";
-import { PF_WQ_WORKER, TASK_RUNNING, TASK_UNINTERRUPTIBLE, type task_struct } from "./sched/core.ts";
+import { PF_WQ_WORKER, type task_struct } from "./sched/core.ts";
 import { jiffies_to_nsecs } from "./time/timekeeping.ts";
 import { timer_list } from "./time/timer.ts";
 
@@ -158,11 +159,6 @@ function format_name(fmt: string, args: readonly unknown[]): string {
   });
 }
 
-interface waiter {
-  task: task_struct;
-  cond: () => boolean;
-}
-
 @injectable()
 export class Workqueues implements KernelService {
   system_wq!: workqueue_struct;
@@ -178,10 +174,12 @@ export class Workqueues implements KernelService {
   /** Worker ids in use per pool name ("u8", "0", "0H"...), for ida-style lowest-free ids. */
   private readonly pool_ids = new Map<string, Set<number>>();
   private next_ticket = 0;
-  /** Tasks sleeping in a flush or cancel, each with the condition it waits for. */
-  private readonly waiters = new Set<waiter>();
+  /** Tasks sleeping in a flush or cancel; each rechecks its own condition when woken. */
+  private readonly wait_wq: wait_queue_head_t;
 
-  constructor(@inject(KERNEL) private readonly k: Kernel) {}
+  constructor(@inject(KERNEL) private readonly k: Kernel) {
+    this.wait_wq = new wait_queue_head_t(k, "workqueue flush");
+  }
 
   /** workqueue_init_early(): the system workqueues. */
   init(): void {
@@ -468,26 +466,12 @@ export class Workqueues implements KernelService {
   /** An instance left the workqueue (ran or was cancelled): wake whoever waited for it. */
   private retire(wq: workqueue_struct, ticket: number): void {
     wq.inflight.delete(ticket);
-    for (const w of this.waiters) if (w.cond()) this.k.sched.wake_up_process(w.task);
+    wake_up_all(this.wait_wq);
   }
 
-  /** Sleeps uninterruptibly until `cond` holds; retire() is the waker. */
-  private async wait_until(desc: string, cond: () => boolean): Promise<void> {
-    const s = this.k.sched;
-    const me: waiter = { task: s.current, cond };
-    this.waiters.add(me);
-    try {
-      for (;;) {
-        s.set_current_state(TASK_UNINTERRUPTIBLE);
-        me.task.wait_desc = desc;
-        if (cond()) break;
-        await s.schedule();
-      }
-    } finally {
-      s.set_current_state(TASK_RUNNING);
-      me.task.wait_desc = "";
-      this.waiters.delete(me);
-    }
+  /** Sleeps uninterruptibly until `cond` holds; whoever changes the state wakes the queue. */
+  private wait_until(desc: string, cond: () => boolean): Promise<void> {
+    return wait_event_desc(this.wait_wq, cond, desc);
   }
 
   // ---- cancelling ----------------------------------------------------------------------------

@@ -3,12 +3,13 @@
 // generic_handle_irq), resend.c (replaying pending events) and proc.c (/proc/interrupts) a
 // machine needs. One CPU; every line is an MSI-like edge line (see handle.ts).
 
+import { wait_queue_head_t, wait_event_desc, wake_up_all } from "../sched/wait.ts";
 import { inject, injectable } from "tsyringe";
 import { KERNEL } from "../tokens.ts";
 import type { Kernel } from "../kernel.ts";
 import type { KernelService } from "../machine.ts";
 import { EBUSY, EEXIST, EINVAL, ENOMEM } from "../../include/uapi/asm-generic/errno.ts";
-import { TASK_IDLE, TASK_RUNNING, TASK_UNINTERRUPTIBLE, type task_struct } from "../sched/core.ts";
+import { TASK_IDLE, TASK_RUNNING } from "../sched/core.ts";
 import { timer_list } from "../time/timer.ts";
 import { ratelimit_state, ___ratelimit } from "../../lib/ratelimit.ts";
 import {
@@ -44,21 +45,18 @@ export class IrqLine {
   }
 }
 
-interface waiter {
-  task: task_struct;
-  cond: () => boolean;
-}
-
 @injectable()
 export class IrqCore implements KernelService {
   private readonly descs = new Map<number, irq_desc>();
   private readonly resend_timers = new Map<irq_desc, timer_list>();
-  private readonly waiters = new Set<waiter>();
+  private readonly wait_wq: wait_queue_head_t;
   private readonly bad_irq_rs = new ratelimit_state();
   /** Interrupts raised on numbers with no descriptor (the ERR: line). */
   irq_err_count = 0;
 
-  constructor(@inject(KERNEL) private readonly k: Kernel) {}
+  constructor(@inject(KERNEL) private readonly k: Kernel) {
+    this.wait_wq = new wait_queue_head_t(k, "irq_desc wait");
+  }
 
   /** Handlers still requested: a driver that forgot free_irq(). */
   leak_report(): string[] {
@@ -370,26 +368,13 @@ export class IrqCore implements KernelService {
     await this.wait_until(`synchronize_irq(${irq})`, () => desc.threads_active === 0);
   }
 
-  private async wait_until(desc: string, cond: () => boolean): Promise<void> {
-    const s = this.k.sched;
-    const me: waiter = { task: s.current, cond };
-    this.waiters.add(me);
-    try {
-      for (;;) {
-        s.set_current_state(TASK_UNINTERRUPTIBLE);
-        me.task.wait_desc = desc;
-        if (cond()) break;
-        await s.schedule();
-      }
-    } finally {
-      s.set_current_state(TASK_RUNNING);
-      me.task.wait_desc = "";
-      this.waiters.delete(me);
-    }
+  /** Sleeps uninterruptibly until `cond` holds; whoever changes the state wakes the queue. */
+  private wait_until(desc: string, cond: () => boolean): Promise<void> {
+    return wait_event_desc(this.wait_wq, cond, desc);
   }
 
   private wake_waiters(): void {
-    for (const w of this.waiters) if (w.cond()) this.k.sched.wake_up_process(w.task);
+    wake_up_all(this.wait_wq);
   }
 
   // ---- /proc/interrupts (kernel/irq/proc.c show_interrupts) ---------------------------------

@@ -217,13 +217,14 @@ const RESOLVED = Promise.resolve(0);
  * if it became true. A pending signal in an interruptible state gives -ERESTARTSYS.
  */
 async function ___wait_event(wq: wait_queue_head_t, condition: () => boolean, state: number, exclusive: boolean,
-  timed: boolean, timeout: number): Promise<number> {
+  timed: boolean, timeout: number, desc?: string): Promise<number> {
   const e = new wait_queue_entry(wq.k.current);
   if (exclusive) e.flags = WQ_FLAG_EXCLUSIVE;
   let ret = timed ? timeout : 0;
   try {
     for (;;) {
       const intr = prepare_to_wait_event(wq, e, state);
+      if (desc) e.task.wait_desc = desc;
       const cond = condition();
       if (timed && cond && ret === 0) ret = 1;
       if (cond || (timed && ret === 0)) break;
@@ -247,6 +248,16 @@ function wait_event_common(wq: wait_queue_head_t, condition: () => boolean, stat
 /** wait_event(): sleeps uninterruptibly until `condition` is true. */
 export function wait_event(wq: wait_queue_head_t, condition: () => boolean): Promise<void> {
   return wait_event_common(wq, condition, TASK_UNINTERRUPTIBLE, "wait_event") as Promise<unknown> as Promise<void>;
+}
+
+/**
+ * wait_event() on a queue shared by many kinds of waits (flush_work, synchronize_irq, ...):
+ * `desc` names this wait in deadlock reports instead of the queue.
+ */
+export async function wait_event_desc(wq: wait_queue_head_t, condition: () => boolean, desc: string): Promise<void> {
+  wq.k.might_sleep(desc);
+  if (condition()) return;
+  await ___wait_event(wq, condition, TASK_UNINTERRUPTIBLE, false, false, 0, desc);
 }
 
 /** wait_event_idle(): like wait_event() but in TASK_IDLE, which never counts as blocked. */
