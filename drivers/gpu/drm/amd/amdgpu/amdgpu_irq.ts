@@ -162,24 +162,30 @@ export function amdgpu_irq_dispatch(adev: amdgpu_device, ih: amdgpu_ih_ring): nu
       vmid: entry.vmid, timestamp: entry.timestamp, pasid: entry.pasid, src_data: entry.src_data,
     });
   }
-  const finish = (r: number): number => {
-    if (r < 0) adev.k.pr_err(`[drm] *ERROR* error processing interrupt (${r})`);
-    if (r <= 0) amdgpu_amdkfd_interrupt(adev, entry.iv_entry);
-    if (amdgpu_ih_ts_after(ih.processed_timestamp, entry.timestamp)) ih.processed_timestamp = entry.timestamp;
-    return r > 0 ? 1 : 0;
-  };
   const client = irq.client[entry.client_id];
   const src = client?.sources?.[entry.src_id] ?? null;
   if (!client?.sources) {
     adev.k.pr_debug(`[drm] Unregistered interrupt client_id: ${entry.client_id} src_id: ${entry.src_id}`);
-    return finish(0);
+    return amdgpu_irq_dispatch_finish(adev, ih, entry, 0);
   }
   if (!src) {
     adev.k.pr_debug(`[drm] Unregistered interrupt src_id: ${entry.src_id} of client_id:${entry.client_id}`);
-    return finish(0);
+    return amdgpu_irq_dispatch_finish(adev, ih, entry, 0);
   }
   const r = src.funcs!.process(adev, src, entry);
-  return ftrace_ret(scope, r instanceof Promise ? r.then(finish) : finish(r));
+  return ftrace_ret(scope, r instanceof Promise ? r.then((v) => amdgpu_irq_dispatch_finish(adev, ih, entry, v)) : amdgpu_irq_dispatch_finish(adev, ih, entry, r));
+}
+
+/**
+ * The tail of amdgpu_irq_dispatch(): report errors, forward unhandled vectors to KFD, advance
+ * the ring's processed timestamp. Module-level rather than a per-vector closure: it runs for
+ * every IV, and a retry-fault storm raises tens of thousands.
+ */
+function amdgpu_irq_dispatch_finish(adev: amdgpu_device, ih: amdgpu_ih_ring, entry: amdgpu_iv_entry, r: number): number {
+  if (r < 0) adev.k.pr_err(`[drm] *ERROR* error processing interrupt (${r})`);
+  if (r <= 0) amdgpu_amdkfd_interrupt(adev, entry.iv_entry);
+  if (amdgpu_ih_ts_after(ih.processed_timestamp, entry.timestamp)) ih.processed_timestamp = entry.timestamp;
+  return r > 0 ? 1 : 0;
 }
 
 /**

@@ -9,6 +9,9 @@
 export type RegField = readonly [number, number];
 
 export function REG_GET_FIELD(value: number, f: RegField): number {
+  // Hot in the emulated hardware (doorbell decode, IH, UTCL2): a 32-bit word takes the integer
+  // path; anything else (never a register value) keeps the arithmetic form. Same result either way.
+  if (value >>> 0 === value && f[1] < 32) return (value >>> f[0]) & (2 ** f[1] - 1);
   return Math.floor(value / 2 ** f[0]) % 2 ** f[1];
 }
 
