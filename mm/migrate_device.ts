@@ -16,16 +16,12 @@ import {
   PageAnonExclusive, ClearPageAnonExclusive, SetPageDirty, __SetPageUptodate,
 } from "../include/linux/page-flags.ts";
 import {
-  ptep_get, pmdp_get, pmd_none, pmd_trans_huge, pte_none, pte_present, pte_pfn, pte_write, pte_dirty, pte_young,
-  pte_soft_dirty, pte_uffd_wp, ptep_get_and_clear, set_pte_at, mk_pte, pte_mkwrite, pte_mkdirty, pgd_offset,
-  pte_val_hex,
+  ptep_get, pmdp_get, pmd_none, pmd_trans_huge, pte_none, pte_present, pte_pfn, pte_write, pte_dirty,
+  ptep_get_and_clear, set_pte_at, mk_pte, pte_mkwrite, pte_mkdirty, pgd_offset, pte_val_hex,
 } from "../arch/x86/include/asm/pgtable.ts";
-import { pte_swp_mksoft_dirty, pte_swp_mkuffd_wp, pte_swp_soft_dirty, pte_swp_uffd_wp } from "../arch/x86/include/asm/pgtable_64.ts";
 import {
   pte_to_swp_entry, swp_entry_to_pte, is_device_private_entry, is_writable_device_private_entry,
-  pfn_swap_entry_to_page, make_writable_migration_entry, make_readable_exclusive_migration_entry,
-  make_readable_migration_entry, make_migration_entry_young, make_migration_entry_dirty,
-  make_writable_device_private_entry, make_readable_device_private_entry, type swp_entry_t,
+  pfn_swap_entry_to_page, make_writable_device_private_entry, make_readable_device_private_entry,
 } from "../include/linux/swapops.ts";
 import {
   p4d_alloc, pud_alloc, pmd_alloc, pte_alloc, pte_offset_map_lock, pte_unmap_unlock, ptep_clear_flush,
@@ -35,7 +31,7 @@ import { flush_tlb_range } from "../arch/x86/mm/tlb.ts";
 import { pfn_to_page } from "./sparse.ts";
 import { vm_normal_page, inc_mm_counter } from "./memory.ts";
 import {
-  anon_vma_prepare, page_add_new_anon_rmap, page_remove_rmap, try_to_migrate,
+  anon_vma_prepare, page_add_new_anon_rmap, page_remove_rmap, try_to_migrate, make_migration_pte,
 } from "./rmap.ts";
 import { trylock_page, unlock_page } from "./filemap.ts";
 import { lru_add_drain, lru_cache_add } from "./swap.ts";
@@ -166,29 +162,11 @@ function collect_candidate(migrate: migrate_vma, vma: vm_area_struct, addr: numb
   return { mpfn, p };
 }
 
-/** The migration entry that stands for `p` while it moves, carrying the old PTE's bits. */
-function migration_pte_for(p: page, mpfn: number, anon_exclusive: boolean, pte: ReturnType<typeof ptep_get>) {
-  let entry: swp_entry_t;
-  if (mpfn_test(mpfn, MIGRATE_PFN_WRITE)) entry = make_writable_migration_entry(p.pfn);
-  else if (anon_exclusive) entry = make_readable_exclusive_migration_entry(p.pfn);
-  else entry = make_readable_migration_entry(p.pfn);
-  if (pte_present(pte)) {
-    if (pte_young(pte)) entry = make_migration_entry_young(entry);
-    if (pte_dirty(pte)) entry = make_migration_entry_dirty(entry);
-  }
-  let swp_pte = swp_entry_to_pte(entry);
-  const soft_dirty = pte_present(pte) ? pte_soft_dirty(pte) : pte_swp_soft_dirty(pte);
-  const uffd_wp = pte_present(pte) ? pte_uffd_wp(pte) : pte_swp_uffd_wp(pte);
-  if (soft_dirty) swp_pte = pte_swp_mksoft_dirty(swp_pte);
-  if (uffd_wp) swp_pte = pte_swp_mkuffd_wp(swp_pte);
-  return swp_pte;
-}
-
 /**
  * Locks the page and swaps its PTE for a migration entry. Returns false (entry becomes 0) when
  * the page is locked by someone else: migration is best effort and must not deadlock.
  */
-function collect_lock_and_unmap(vma: vm_area_struct, addr: number, ptep: number, p: page, mpfn: number): { ok: boolean; present: boolean } {
+function collect_lock_and_unmap(vma: vm_area_struct, addr: number, ptep: number, p: page): { ok: boolean; present: boolean } {
   const mm = vma.vm_mm;
   get_page(p);
   if (!trylock_page(p)) {
@@ -205,7 +183,7 @@ function collect_lock_and_unmap(vma: vm_area_struct, addr: number, ptep: number,
     pte = ptep_get_and_clear(mm, addr, ptep);
   }
   if (pte_present(pte) && pte_dirty(pte)) SetPageDirty(p);
-  const swp_pte = migration_pte_for(p, mpfn, anon_exclusive, pte);
+  const swp_pte = make_migration_pte(p, pte, anon_exclusive);
   set_pte_at(mm, addr, ptep, swp_pte);
   if (trace_set_migration_pte.enabled) trace_set_migration_pte.trace(mm.k, { addr, pte: pte_val_hex(swp_pte), order: 0 });
   // Like an unmap: the mapping's reference goes, the collect reference keeps the page alive.
@@ -236,7 +214,7 @@ function migrate_vma_collect_pmd(pmdp: number, start: number, end: number, walk:
         // Pages without a mapping (driver-inserted) are never collected.
         if (!p.mapping) mpfn = 0;
         else {
-          const r = collect_lock_and_unmap(vma, addr, ptep, p, mpfn);
+          const r = collect_lock_and_unmap(vma, addr, ptep, p);
           if (!r.ok) mpfn = 0;
           else {
             migrate.cpages++;

@@ -22,8 +22,8 @@ import { PAGE_ALIGN_DOWN, put_page, page_mapped, FOLL_GET, FOLL_WRITE } from "..
 import { is_zone_device_page } from "../include/linux/mmzone.ts";
 import { is_device_private_page, is_device_coherent_page } from "../include/linux/memremap.ts";
 import { SetPageDirty } from "../include/linux/page-flags.ts";
-import { pte_write, pte_dirty, pte_young, pte_soft_dirty, set_pte_at, pte_val_hex } from "../arch/x86/include/asm/pgtable.ts";
-import { pte_swp_mksoft_dirty } from "../arch/x86/include/asm/pgtable_64.ts";
+import { pte_write, pte_dirty, pte_young, pte_soft_dirty, pte_uffd_wp, set_pte_at, pte_val_hex } from "../arch/x86/include/asm/pgtable.ts";
+import { pte_swp_mksoft_dirty, pte_swp_soft_dirty, pte_swp_mkuffd_wp, pte_swp_uffd_wp } from "../arch/x86/include/asm/pgtable_64.ts";
 import {
   swp_entry_to_pte, is_writable_device_private_entry, make_writable_migration_entry,
   make_readable_exclusive_migration_entry, make_readable_migration_entry, make_migration_entry_young,
@@ -251,20 +251,26 @@ export function page_vma_mapped_walk_next(pvmw: page_vma_mapped_walk): boolean {
 
 // ---- device bits: try_to_migrate, make_device_exclusive ---------------------------------------
 
-/** The migration entry that replaces one mapping of `p`, keeping the old PTE's A/D bits. */
-function migration_entry_for(p: page, pteval: ReturnType<typeof ptep_get>, anon_exclusive: boolean): swp_entry_t {
-  const writable = is_device_private_page(p)
-    ? is_writable_device_private_entry(pte_to_swp_entry(pteval))
-    : pte_write(pteval);
+/**
+ * The migration PTE that stands for one mapping of `p` while it moves: writable if the old
+ * mapping was, readable-exclusive for an exclusive anon page, carrying the old A/D, soft-dirty
+ * and uffd-wp bits. Shared by try_to_migrate_one() and migrate_vma_collect_pmd().
+ */
+export function make_migration_pte(p: page, pteval: ReturnType<typeof ptep_get>, anon_exclusive: boolean): ReturnType<typeof ptep_get> {
+  const present = pte_present(pteval);
+  const writable = present ? pte_write(pteval) : is_writable_device_private_entry(pte_to_swp_entry(pteval));
   let entry: swp_entry_t;
   if (writable) entry = make_writable_migration_entry(p.pfn);
   else if (anon_exclusive) entry = make_readable_exclusive_migration_entry(p.pfn);
   else entry = make_readable_migration_entry(p.pfn);
-  if (pte_present(pteval)) {
+  if (present) {
     if (pte_young(pteval)) entry = make_migration_entry_young(entry);
     if (pte_dirty(pteval)) entry = make_migration_entry_dirty(entry);
   }
-  return entry;
+  let swp = swp_entry_to_pte(entry);
+  if (present ? pte_soft_dirty(pteval) : pte_swp_soft_dirty(pteval)) swp = pte_swp_mksoft_dirty(swp);
+  if (present ? pte_uffd_wp(pteval) : pte_swp_uffd_wp(pteval)) swp = pte_swp_mkuffd_wp(swp);
+  return swp;
 }
 
 /**
@@ -284,7 +290,7 @@ async function try_to_migrate_one(p: page, vma: vm_area_struct, address: number)
     if (pte_present(pteval) && pte_dirty(pteval)) SetPageDirty(p);
     // folio_try_share_anon_rmap_pte(): kemu has no GUP pins, so sharing never fails.
     if (anon_exclusive) ClearPageAnonExclusive(p);
-    const swp_pte = swp_entry_to_pte(migration_entry_for(p, pteval, anon_exclusive));
+    const swp_pte = make_migration_pte(p, pteval, anon_exclusive);
     set_pte_at(mm, pvmw.address, pvmw.pte!, swp_pte);
     if (trace_set_migration_pte.enabled) trace_set_migration_pte.trace(mm.k, { addr: pvmw.address, pte: pte_val_hex(swp_pte), order: 0 });
     page_remove_rmap(p, vma, false);
