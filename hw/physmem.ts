@@ -12,8 +12,10 @@ import { endianness } from "node:os";
 export const FRAME_SIZE = 4096;
 /** Frames per index chunk (2 MiB of physical space). */
 const CHUNK_FRAMES = 512;
-/** Frames per backing slab (1 MiB host ArrayBuffer). */
+/** Frames per backing slab (1 MiB of a host ArrayBuffer arena). */
 const SLAB_FRAMES = 256;
+/** Largest host arena, in slabs (4 GiB, the longest typed array the host allows). */
+const MAX_ARENA_SLABS = 4096;
 /** 4-level x86-64: physical addresses below 2^46. */
 export const PHYS_ADDR_LIMIT = 2 ** 46;
 
@@ -40,8 +42,14 @@ export class PhysMem {
   private readonly chunks = new Map<number, Int32Array>();
   private readonly slabs8: Uint8Array[] = [];
   private readonly slabs32: Uint32Array[] = [];
+  private arena: ArrayBuffer | null = null;
+  private capacity_hint = 0;
+  private arena_slabs = 0;
+  private arena_used = 0;
   /** Slots of frames given back by free-page reporting, reused before growing. */
-  private readonly free_slots: number[] = [];
+  /** Slots of dropped frames, reused first-in first-out so refilled runs stay ascending. */
+  private free_slots: number[] = [];
+  private free_head = 0;
   private next_slot = 0;
   private touched = 0;
   // One-entry lookup cache: page-table walks hit the same chunk over and over.
@@ -74,30 +82,65 @@ export class PhysMem {
     return c ? c[pfn % CHUNK_FRAMES]! - 1 : -1;
   }
 
-  private alloc_slot(): number {
-    const reused = this.free_slots.pop();
-    if (reused !== undefined) {
-      const s = Math.floor(reused / SLAB_FRAMES);
-      const off = (reused % SLAB_FRAMES) * FRAME_SIZE;
-      this.slabs8[s]!.fill(0, off, off + FRAME_SIZE);
+  /** The slot alloc_slot() would hand out next. */
+  private next_free_slot(): number {
+    return this.free_head < this.free_slots.length ? this.free_slots[this.free_head]! : this.next_slot;
+  }
+
+  /** A slot for a frame; a reused one is zeroed unless the caller overwrites all of it. */
+  private alloc_slot(zero: boolean): number {
+    if (this.free_head < this.free_slots.length) {
+      const reused = this.free_slots[this.free_head++]!;
+      if (this.free_head === this.free_slots.length) {
+        this.free_slots = [];
+        this.free_head = 0;
+      } else if (this.free_head >= 4096 && this.free_head * 2 >= this.free_slots.length) {
+        this.free_slots = this.free_slots.slice(this.free_head);
+        this.free_head = 0;
+      }
+      if (zero) {
+        const off = (reused % SLAB_FRAMES) * FRAME_SIZE;
+        this.slabs8[Math.floor(reused / SLAB_FRAMES)]!.fill(0, off, off + FRAME_SIZE);
+      }
       return reused;
     }
     const slot = this.next_slot++;
-    if (slot % SLAB_FRAMES === 0) {
-      const buf = new ArrayBuffer(SLAB_FRAMES * FRAME_SIZE);
-      this.slabs8.push(new Uint8Array(buf));
-      this.slabs32.push(new Uint32Array(buf));
-    }
+    if (slot % SLAB_FRAMES === 0) this.add_slab();
     return slot;
   }
 
-  private slot_for_write(pfn: number): number {
+  /**
+   * The size of the memory behind this address space (RAM, or a GPU's VRAM), so host backing
+   * can be reserved as one arena: the host commits its pages only when they are written.
+   */
+  reserve(bytes: number): void {
+    this.capacity_hint = bytes;
+  }
+
+  /**
+   * A new slab, carved from a host arena: the first one as large as the reserved capacity,
+   * later ones doubling (from one slab without a reservation). Few, large ArrayBuffers: each
+   * new one is external memory that makes V8 collect its (large, struct-page-filled) heap.
+   */
+  private add_slab(): void {
+    if (this.arena_used === this.arena_slabs) {
+      const first = Math.max(1, Math.ceil(this.capacity_hint / (SLAB_FRAMES * FRAME_SIZE)));
+      this.arena_slabs = Math.min(MAX_ARENA_SLABS, this.arena_slabs ? this.arena_slabs * 2 : first);
+      this.arena = new ArrayBuffer(this.arena_slabs * SLAB_FRAMES * FRAME_SIZE);
+      this.arena_used = 0;
+    }
+    const off = this.arena_used++ * SLAB_FRAMES * FRAME_SIZE;
+    this.slabs8.push(new Uint8Array(this.arena!, off, SLAB_FRAMES * FRAME_SIZE));
+    this.slabs32.push(new Uint32Array(this.arena!, off, SLAB_FRAMES * FRAME_SIZE / 4));
+  }
+
+  private slot_for_write(pfn: number, zero = true): number {
     this.check_pfn(pfn);
     const c = this.chunk_of(pfn, true)!;
     const i = pfn % CHUNK_FRAMES;
     let slot = c[i]! - 1;
     if (slot < 0) {
-      slot = this.alloc_slot();
+      slot = this.alloc_slot(zero);
       c[i] = slot + 1;
       this.touched++;
     }
@@ -143,14 +186,16 @@ export class PhysMem {
   /**
    * Writable view of up to `max` frames from `pfn` laid out back to back in one slab, backing
    * `pfn` (and following never-written frames, while the next free slot keeps the run going).
+   * `cover`: bytes from the start of `pfn`'s frame the caller will overwrite, so frames it
+   * covers whole need not be zeroed first.
    */
-  frames_for_write(pfn: number, max: number): Uint8Array {
-    const slot = this.slot_for_write(pfn);
+  frames_for_write(pfn: number, max: number, cover = 0): Uint8Array {
+    const slot = this.slot_for_write(pfn, cover < FRAME_SIZE);
     const room = Math.min(max, SLAB_FRAMES - (slot % SLAB_FRAMES));
     let n = 1;
     while (n < room) {
       const s = this.slot_of(pfn + n);
-      if (s === slot + n || (s < 0 && this.free_slots.length === 0 && this.next_slot === slot + n && this.slot_for_write(pfn + n) === slot + n)) {
+      if (s === slot + n || (s < 0 && this.next_free_slot() === slot + n && this.slot_for_write(pfn + n, cover < (n + 1) * FRAME_SIZE) === slot + n)) {
         n++;
         continue;
       }
@@ -282,7 +327,7 @@ export class PhysMem {
       touched_frames: this.touched,
       slabs: this.slabs8.length,
       chunks: this.chunks.size,
-      free_slots: this.free_slots.length,
+      free_slots: this.free_slots.length - this.free_head,
       index_bytes: this.chunks.size * CHUNK_FRAMES * 4,
     };
   }

@@ -58,7 +58,10 @@ export async function lock_page_killable(p: page): Promise<number> {
 /** unlock_page() / folio_unlock(): release PG_locked and wake whoever waits on the page. */
 export function unlock_page(p: page): void {
   const k = p.zone.zone_pgdat.k;
-  if (k.WARN_ON_ONCE(!PageLocked(p), `unlock_page: pfn 0x${p.pfn.toString(16)} not locked`)) return;
+  if (!PageLocked(p)) {
+    k.WARN_ON_ONCE(true, `unlock_page: pfn 0x${p.pfn.toString(16)} not locked`);
+    return;
+  }
   __ClearPageLocked(p);
   if (PageWaiters(p)) {
     ClearPageWaiters(p);

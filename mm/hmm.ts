@@ -86,20 +86,15 @@ interface hmm_vma_walk {
   last: number;
 }
 
-function req_flags_of(range: hmm_range, pfn_req_flags: number): { fault: boolean; write: boolean } {
-  // Effective request = (in & pfn_flags_mask) | default_flags, computed flag by flag.
-  const masked = (flag: number) => has(pfn_req_flags, flag) && has(range.pfn_flags_mask, flag);
-  return {
-    fault: masked(HMM_PFN_REQ_FAULT) || has(range.default_flags, HMM_PFN_REQ_FAULT),
-    write: masked(HMM_PFN_REQ_WRITE) || has(range.default_flags, HMM_PFN_REQ_WRITE),
-  };
+/** Whether the effective request, (in & pfn_flags_mask) | default_flags, has `flag`. */
+function req_has(range: hmm_range, pfn_req_flags: number, flag: number): boolean {
+  return (has(pfn_req_flags, flag) && has(range.pfn_flags_mask, flag)) || has(range.default_flags, flag);
 }
 
 /** hmm_pte_need_fault(): which fault, if any, the request needs given the CPU entry's flags. */
 function hmm_pte_need_fault(hw: hmm_vma_walk, pfn_req_flags: number, cpu_flags: number): number {
-  const req = req_flags_of(hw.range, pfn_req_flags);
-  if (!req.fault) return 0;
-  if (req.write && !has(cpu_flags, HMM_PFN_WRITE)) return HMM_NEED_FAULT | HMM_NEED_WRITE_FAULT;
+  if (!req_has(hw.range, pfn_req_flags, HMM_PFN_REQ_FAULT)) return 0;
+  if (req_has(hw.range, pfn_req_flags, HMM_PFN_REQ_WRITE) && !has(cpu_flags, HMM_PFN_WRITE)) return HMM_NEED_FAULT | HMM_NEED_WRITE_FAULT;
   if (!has(cpu_flags, HMM_PFN_VALID)) return HMM_NEED_FAULT;
   return 0;
 }

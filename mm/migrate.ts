@@ -9,7 +9,7 @@ import type { address_space, page, vm_area_struct, mm_struct } from "../include/
 import { PageAnon, get_page, put_page, page_count } from "../include/linux/mm.ts";
 import {
   PageLRU, SetPageLRU, ClearPageLRU, PageDirty, SetPageDirty, PageReferenced, SetPageReferenced, PageUptodate,
-  SetPageUptodate, PageSwapBacked, SetPageSwapBacked, PageLocked,
+  SetPageUptodate, PageSwapBacked, SetPageSwapBacked,
 } from "../include/linux/page-flags.ts";
 import { is_device_private_page } from "../include/linux/memremap.ts";
 import {
@@ -50,11 +50,11 @@ export async function migration_entry_wait(mm: mm_struct, pmd: number, address: 
     return;
   }
   const p = pfn_swap_entry_to_page(mm.k, pte_to_swp_entry(pte));
-  // Hold a reference so the page cannot be freed under us while we sleep on its lock.
-  get_page(p);
+  // migration_entry_wait_on_locked(): no page reference (since 6.0) — one would make the
+  // migration that holds the lock fail its refcount check. The page stays locked, so it cannot
+  // be freed while this task queues on it; nothing runs between dropping the PTL and queueing.
   pte_unmap_unlock(l.pte, l.ptl);
-  if (PageLocked(p)) await wait_on_page_locked(p);
-  put_page(p);
+  await wait_on_page_locked(p);
 }
 
 /** remove_migration_pte(): one mapping of `old` becomes a mapping of `folio`. */
@@ -88,13 +88,16 @@ function remove_migration_pte(folio: page, vma: vm_area_struct, addr: number, ol
   return true;
 }
 
+// A module-level callback: tsx keeps function names, so a closure made per page costs a
+// defineProperty on every call.
+function remove_migration_pte_one(folio: page, vma: vm_area_struct, addr: number, arg: unknown): boolean {
+  return remove_migration_pte(folio, vma, addr, arg as page);
+}
+
 /** remove_migration_ptes(src, dst): every migration entry for src now maps dst. */
 export function remove_migration_ptes(src: page, dst: page, _locked: boolean): void {
   using _ = ftrace(page_pgdat(dst).k, "remove_migration_ptes");
-  rmap_walk(dst, {
-    arg: src,
-    rmap_one: (p, vma, addr, arg) => remove_migration_pte(p, vma, addr, arg as page),
-  });
+  rmap_walk(dst, { arg: src, rmap_one: remove_migration_pte_one });
 }
 
 /** folio_expected_refs(): references a page is expected to hold besides its mappings. */

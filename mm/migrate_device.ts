@@ -65,7 +65,9 @@ export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2;
 
 /** The flag bits live below MIGRATE_PFN_SHIFT, so they are read and changed arithmetically. */
 export function mpfn_test(e: number, flag: number): boolean {
-  return ((e % MIGRATE_PFN_SPAN) & flag) !== 0;
+  // Device pfns sit high, so e is past 2^31 and `%` would be a floating-point fmod; dividing by
+  // a power of two is exact and fast.
+  return ((e - Math.floor(e / MIGRATE_PFN_SPAN) * MIGRATE_PFN_SPAN) & flag) !== 0;
 }
 
 export function mpfn_set(e: number, flag: number): number {

@@ -37,19 +37,10 @@ const PAGE_SIZE = 4096;
 const FIRST_FREE_PFN = 2;
 const ZERO_PAGE_PFN = 1;
 
-/** One allocation the leak report can name. */
-interface alloc_info {
-  order: number;
-  gfp: gfp_t;
-  comm: string;
-}
-
 @injectable()
 export class PageAlloc implements KernelService {
   readonly pgdat: pglist_data;
   readonly zone: zone;
-  /** Head pfn → allocation record, for every block handed out and not yet freed. */
-  private readonly allocated = new Map<number, alloc_info>();
   private nr_allocated = 0;
   private readonly nopage_rs = new ratelimit_state();
   /** Pages still allocated at shutdown that are expected to be (none by default). */
@@ -63,6 +54,7 @@ export class PageAlloc implements KernelService {
     @inject(MACHINE_SPEC) spec: MachineSpec,
   ) {
     const ram_pages = Math.floor((spec.ram_size ?? 0) / PAGE_SIZE);
+    physmem.reserve(ram_pages * PAGE_SIZE);
     const memmap = new mem_section_map();
     this.pgdat = new pglist_data(k, physmem, cpu, memmap);
     this.pgdat.page_alloc = this;
@@ -199,7 +191,9 @@ export class PageAlloc implements KernelService {
     // Frames come back from the allocator zeroed (free page reporting); __GFP_ZERO still
     // clears, as clear_highpage would, for frames written since.
     if (gfp & __GFP_ZERO) this.physmem.fill(pfn * PAGE_SIZE, n * PAGE_SIZE, 0);
-    this.allocated.set(pfn, { order, gfp, comm: this.k.current.comm });
+    p.owner_order = order;
+    p.owner_gfp = gfp;
+    p.owner_comm = this.k.current.comm;
     this.nr_allocated += n;
     this.pgdat.vm_events.pgalloc += n;
     return p;
@@ -224,12 +218,12 @@ export class PageAlloc implements KernelService {
 
   /** free_the_page() / __free_pages_ok(): the block goes back to the buddy. */
   free_the_page(p: page, order: number): void {
-    const rec = this.allocated.get(p.pfn);
-    if (!rec) {
+    const alloc_order = p.owner_order;
+    if (alloc_order < 0) {
       this.bad_page(p, "freeing a page the allocator did not hand out");
       return;
     }
-    if (rec.order !== order) this.k.WARN(true, `__free_pages: pfn 0x${p.pfn.toString(16)} allocated at order ${rec.order}, freed at order ${order}`);
+    if (alloc_order !== order) this.k.WARN(true, `__free_pages: pfn 0x${p.pfn.toString(16)} allocated at order ${alloc_order}, freed at order ${order}`);
     const bad = this.free_page_is_bad(p);
     if (bad) {
       this.bad_page(p, bad);
@@ -238,12 +232,12 @@ export class PageAlloc implements KernelService {
     p.flags = 0;
     p.private = 0;
     p._mapcount = -1;
-    const n = 2 ** rec.order;
-    this.allocated.delete(p.pfn);
+    const n = 2 ** alloc_order;
+    p.owner_order = -1;
     this.nr_allocated -= n;
     this.pgdat.vm_events.pgfree += n;
     for (let i = 0; i < n; i++) this.physmem.report_free_frame(p.pfn + i);
-    this.free_one_block(p.pfn, rec.order);
+    this.free_one_block(p.pfn, alloc_order);
   }
 
   /** __free_pages(page, order): drop the caller's reference; free the block at zero. */
@@ -258,11 +252,11 @@ export class PageAlloc implements KernelService {
 
   /** Order of an allocated block whose head is `pfn` (0 if unknown). */
   allocation_order(pfn: number): number {
-    return this.allocated.get(pfn)?.order ?? 0;
+    return Math.max(0, this.pgdat.mem_section.peek(pfn)?.owner_order ?? 0);
   }
 
   is_allocated(pfn: number): boolean {
-    return this.allocated.has(pfn);
+    return (this.pgdat.mem_section.peek(pfn)?.owner_order ?? -1) >= 0;
   }
 
   // ---- accounting -----------------------------------------------------------------------------
@@ -285,14 +279,16 @@ export class PageAlloc implements KernelService {
   }
 
   leak_report(): string[] {
-    const leaked = [...this.allocated.entries()].filter(([pfn]) => !this.boot_pfns.has(pfn));
+    if (this.nr_allocated === 0) return [];
+    const leaked: page[] = [];
+    for (const p of this.pgdat.mem_section.built_pages(this.zone.zone_start_pfn, this.zone.zone_start_pfn + this.zone.spanned_pages)) {
+      if (p.owner_order >= 0 && !this.boot_pfns.has(p.pfn)) leaked.push(p);
+    }
     if (!leaked.length) return [];
-    const pages = leaked.reduce((n, [, r]) => n + 2 ** r.order, 0);
+    const pages = leaked.reduce((n, p) => n + 2 ** p.owner_order, 0);
     const lines = [`page_alloc: ${pages} page(s) in ${leaked.length} block(s) still allocated at shutdown`];
-    for (const [pfn, r] of leaked.slice(0, 16)) {
-      const p = this.pgdat.mem_section.peek(pfn);
-      const what = p ? dump_page_lines(p, "")[0] : `pfn:0x${pfn.toString(16)}`;
-      lines.push(`  order:${r.order} mode:0x${r.gfp.toString(16)}(${gfp_flags_string(r.gfp)}) by ${r.comm}: ${what}`);
+    for (const p of leaked.slice(0, 16)) {
+      lines.push(`  order:${p.owner_order} mode:0x${p.owner_gfp.toString(16)}(${gfp_flags_string(p.owner_gfp)}) by ${p.owner_comm}: ${dump_page_lines(p, "")[0]}`);
     }
     if (leaked.length > 16) lines.push(`  ... and ${leaked.length - 16} more`);
     return lines;

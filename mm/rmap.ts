@@ -155,18 +155,28 @@ export interface rmap_walk_control {
   invalid_vma?(vma: vm_area_struct, arg: unknown): boolean;
 }
 
-/** The VMAs that may map `p`: its anon family, or the file mapping's i_mmap. */
-export function candidate_vmas(p: page): vm_area_struct[] {
+/** The VMAs that may map `p`, live: its anon family, or the file mapping's i_mmap. */
+function mapping_vmas(p: page): ReadonlySet<vm_area_struct> | null {
   const m = p.mapping;
-  if (!m) return [];
-  if (m.kind === "anon") return [...anon_root(m).rb_root];
-  const i_mmap = (m as { i_mmap?: Set<vm_area_struct> }).i_mmap;
-  return i_mmap ? [...i_mmap] : [];
+  if (!m) return null;
+  if (m.kind === "anon") return anon_root(m).rb_root;
+  return (m as { i_mmap?: Set<vm_area_struct> }).i_mmap ?? null;
 }
 
-/** rmap_walk(page, rwc): call rmap_one for every VMA where the page may be mapped. */
+/** The VMAs that may map `p`, as a snapshot for walks that sleep between VMAs. */
+export function candidate_vmas(p: page): vm_area_struct[] {
+  const vmas = mapping_vmas(p);
+  return vmas ? [...vmas] : [];
+}
+
+/**
+ * rmap_walk(page, rwc): call rmap_one for every VMA where the page may be mapped. It does not
+ * sleep, so the set cannot change under it (the kernel holds the anon_vma / i_mmap lock).
+ */
 export function rmap_walk(p: page, rwc: rmap_walk_control): void {
-  for (const vma of candidate_vmas(p)) {
+  const vmas = mapping_vmas(p);
+  if (!vmas) return;
+  for (const vma of vmas) {
     if (rwc.invalid_vma?.(vma, rwc.arg)) continue;
     const addr = vma_address(p, vma);
     if (addr < 0) continue;

@@ -48,6 +48,11 @@ export class mem_section_map {
   private ram_zone: zone | null = null;
   /** struct page objects built so far (for the metadata budget). */
   nr_struct_pages = 0;
+  // The subsections of the last two lookups: migrations walk source and destination pfns in
+  // step (RAM and device), and device pfns are past 2^31, where `%` and Map keys are slow.
+  private cache_nr: [number, number] = [-1, -1];
+  private cache_ss: [subsection | undefined, subsection | undefined] = [undefined, undefined];
+  private cache_next = 0;
 
   /** memblock → sparse_init(): RAM sections are present but nothing is built yet. */
   init_ram(start_pfn: number, end_pfn: number, z: zone): void {
@@ -82,10 +87,17 @@ export class mem_section_map {
 
   /** The struct page of a valid pfn, built on first use; null for an invalid pfn. */
   lookup(pfn: number): page | null {
-    const ss = this.subsection_of(pfn, true);
-    if (!ss) return null;
+    const ss_nr = Math.floor(pfn / PAGES_PER_SUBSECTION);
+    let ss = ss_nr === this.cache_nr[0] ? this.cache_ss[0] : ss_nr === this.cache_nr[1] ? this.cache_ss[1] : undefined;
+    if (!ss) {
+      ss = this.subsection_of(pfn, true);
+      if (!ss) return null;
+      this.cache_nr[this.cache_next] = ss_nr;
+      this.cache_ss[this.cache_next] = ss;
+      this.cache_next ^= 1;
+    }
     ss.pages ??= new Array<page | undefined>(PAGES_PER_SUBSECTION);
-    const i = pfn % PAGES_PER_SUBSECTION;
+    const i = pfn - ss_nr * PAGES_PER_SUBSECTION;
     let p = ss.pages[i];
     if (!p) {
       p = new page(pfn, ss.zone);
@@ -95,6 +107,11 @@ export class mem_section_map {
       this.nr_struct_pages++;
     }
     return p;
+  }
+
+  private forget_cached(): void {
+    this.cache_nr = [-1, -1];
+    this.cache_ss = [undefined, undefined];
   }
 
   /** The struct page if it was ever built (no allocation), for scans such as leak reports. */
@@ -108,6 +125,7 @@ export class mem_section_map {
    * range must be subsection aligned; struct pages are built lazily with `init`.
    */
   add_device_range(start_pfn: number, nr_pages: number, z: zone, pgmap: dev_pagemap, init: page_init_fn): void {
+    this.forget_cached();
     for (let pfn = start_pfn; pfn < start_pfn + nr_pages; pfn += PAGES_PER_SUBSECTION) {
       const nr = pfn_to_section_nr(pfn);
       let ms = this.sections.get(nr);
@@ -122,6 +140,7 @@ export class mem_section_map {
 
   /** sparse_remove_section(): the struct pages of the range go away. */
   remove_device_range(start_pfn: number, nr_pages: number): void {
+    this.forget_cached();
     for (let pfn = start_pfn; pfn < start_pfn + nr_pages; pfn += PAGES_PER_SUBSECTION) {
       const nr = pfn_to_section_nr(pfn);
       const ms = this.sections.get(nr);

@@ -51,6 +51,14 @@ export class page {
   zone_device_data: unknown = null;
   /** page_private(): the buddy order of a free block head, or a filesystem's cookie. */
   private = 0;
+  /**
+   * page_owner (mm/page_owner.c, kept in page_ext in the kernel) of an allocated block head:
+   * its order (-1 while free), gfp mask and the allocating task, for free checks and leak
+   * reports without a side table.
+   */
+  owner_order = -1;
+  owner_gfp = 0;
+  owner_comm = "";
 
   /**
    * `zone` stands for the zone bits the kernel keeps in page->flags (page_zone()); through

@@ -100,11 +100,18 @@ export class pglist_data {
 }
 
 const nodes = new WeakMap<Kernel, pglist_data>();
+// Every PTE access asks for the node; one process usually drives one machine at a time, so the
+// last answer is kept (a WeakRef would cost more than the map lookup it saves).
+let last_k: Kernel | null = null;
+let last_node: pglist_data | null = null;
 
 /** NODE_DATA(nid) of the machine `k` runs (kemu: one node, so the nid is implied). */
 export function NODE_DATA(k: Kernel): pglist_data {
+  if (k === last_k) return last_node!;
   const n = nodes.get(k);
   if (!n) throw new Error("NODE_DATA: the machine has no memory node (PAGE_ALLOC service not built)");
+  last_k = k;
+  last_node = n;
   return n;
 }
 

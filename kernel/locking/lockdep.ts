@@ -948,7 +948,8 @@ export interface lockdep_lock {
 }
 
 function assert_held(l: lockdep_lock, ok: boolean, what: string): void {
-  l.k.WARN_ON(l.k.lockdep.debug_locks && !ok, `${what}(${l.dep_map.name})`);
+  // The message is built only on failure: these asserts sit on hot paths.
+  if (!ok && l.k.lockdep.debug_locks) l.k.WARN_ON(true, `${what}(${l.dep_map.name})`);
 }
 
 /** lockdep_assert_held(): WARN unless the current context holds the lock (any mode). */
