@@ -2,15 +2,20 @@
 // through the thunk as an application would:
 // - prefetch RAM → VRAM and back (AMDKFD_IOC_SVM PREFETCH_LOC) in host GB/s, beside a raw
 //   TypedArray.set of the same bytes in the same run;
-// - GPU retry faults with granularity 0 (one page per fault), every page touched by its own wave;
+// - GPU retry faults with granularity 0 (one page per fault), every page touched by its own wave:
+//   in one range (the literal figure, paced by the kernel's 2 ms duplicate-fault window) and with
+//   every page its own range (the handled-fault path alone);
 // - CPU faults on VRAM-resident pages (migrate_to_ram), one read per page;
 // - set_attr cost per call with 10^3 and 10^5 ranges registered.
-// Sizes are scaled by KEMU_BENCH_KFD_MIB (default 256 for the prefetch, 64 for the faults).
+// Sizes are scaled by KEMU_BENCH_KFD_MIB (default 1024 for the prefetch, the issue's 1 GiB, 64 for the faults).
 
 import type { BenchResult } from "./run.ts";
 import { boot } from "../kernel/boot.ts";
 import { GiB, MiB } from "../kernel/machine_spec.ts";
 import type { Process } from "../tools/runtime/process.ts";
+import type { Machine } from "../kernel/machine.ts";
+import { PCI_HOST } from "../kernel/tokens.ts";
+import type { AmdGpuDevice } from "../hw/amdgpu/device.ts";
 import { HsaKmt } from "../tools/hsakmt/hsakmt.ts";
 import { GpuDispatcher, fillBufferIsa } from "../tools/hsakmt/dispatch.ts";
 import {
@@ -19,7 +24,7 @@ import {
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../include/uapi/asm-generic/mman.ts";
 
 const PAGE = 4096;
-const PREFETCH_BYTES = Number(process.env.KEMU_BENCH_KFD_MIB ?? 256) * MiB;
+const PREFETCH_BYTES = Number(process.env.KEMU_BENCH_KFD_MIB ?? 1024) * MiB;
 const FAULT_BYTES = Math.min(PREFETCH_BYTES, 64 * MiB);
 
 async function anon(p: Process, bytes: number): Promise<number> {
@@ -33,6 +38,17 @@ async function prefetch(kmt: HsaKmt, addr: number, bytes: number, loc: number): 
   const r = await kmt.hsaKmtSVMSetAttr(addr, bytes, 1, [{ type: HSA_SVM_ATTR_PREFETCH_LOC, value: loc }]);
   if (r) throw new Error(`prefetch: ${r}`);
   return performance.now() - t0;
+}
+
+/** One dispatch of `npages` one-wave workgroups, each filling its page of `addr`. */
+async function gpu_faults(m: Machine, hw: AmdGpuDevice, gpu: GpuDispatcher, addr: number, npages: number): Promise<{ per_s: number; virt_us: number; ivs: number }> {
+  const v0 = m.k.ktime_get();
+  const iv0 = hw.ih.stats.posted;
+  const t0 = performance.now();
+  const r = await gpu.run(fillBufferIsa(), { kernargs: [addr, 0x1234, PAGE], grid: npages, workgroup: 1, timeoutMs: 1e6 });
+  const ms = performance.now() - t0;
+  if (!r.completed) throw new Error("fault dispatch did not complete");
+  return { per_s: npages / (ms / 1e3), virt_us: (m.k.ktime_get() - v0) / 1e3 / npages, ivs: (hw.ih.stats.posted - iv0) / npages };
 }
 
 export async function run(): Promise<BenchResult[]> {
@@ -49,38 +65,57 @@ export async function run(): Promise<BenchResult[]> {
 
     // Prefetch round trip next to a raw copy of the same bytes.
     const a = await anon(p, PREFETCH_BYTES);
-    const chunk = new Uint8Array(4 * MiB).fill(0x5a);
+    const chunk = new Uint8Array(Math.min(4 * MiB, PREFETCH_BYTES)).fill(0x5a);
     for (let off = 0; off < PREFETCH_BYTES; off += chunk.length) await p.write(a + off, chunk);
     await kmt.hsaKmtSVMSetAttr(a, PREFETCH_BYTES, 2, [{ type: HSA_SVM_ATTR_ACCESS, value: node }, { type: HSA_SVM_ATTR_PREFERRED_LOC, value: 0 }]);
     const to_vram = await prefetch(kmt, a, PREFETCH_BYTES, node);
     const to_ram = await prefetch(kmt, a, PREFETCH_BYTES, 0);
+    // The raw round trip moves the same bytes the same way: into memory never written before
+    // (as VRAM is on the first prefetch), then back into memory already in use.
     const src = new Uint8Array(PREFETCH_BYTES).fill(1);
     const dst = new Uint8Array(PREFETCH_BYTES);
     const t0 = performance.now();
     dst.set(src);
-    dst.set(dst.subarray(0), 0);
+    const t1 = performance.now();
     src.set(dst);
-    const raw = (performance.now() - t0) / 1.5;
+    const raw_there = t1 - t0;
+    const raw_back = performance.now() - t1;
     const mib = PREFETCH_BYTES / MiB;
-    out.push({ metric: `kfd_prefetch_${mib}MiB_round_trip`, value: gbps(2 * PREFETCH_BYTES, to_vram + to_ram), unit: "GB/s host",
-      baseline: gbps(2 * PREFETCH_BYTES, 2 * raw), note: `RAM→VRAM ${to_vram.toFixed(0)} ms, VRAM→RAM ${to_ram.toFixed(0)} ms; baseline = TypedArray.set of the same bytes` });
+    const value = gbps(2 * PREFETCH_BYTES, to_vram + to_ram);
+    const baseline = gbps(2 * PREFETCH_BYTES, raw_there + raw_back);
+    out.push({ metric: `kfd_prefetch_${mib}MiB_round_trip`, value, unit: "GB/s host", baseline,
+      note: `RAM→VRAM ${to_vram.toFixed(0)} ms, VRAM→RAM ${to_ram.toFixed(0)} ms; baseline = TypedArray.set of the same bytes there (${raw_there.toFixed(0)} ms) and back (${raw_back.toFixed(0)} ms); ratio ${(value / baseline).toFixed(2)} (goal ≥ 0.5)` });
     await p.munmap(a, PREFETCH_BYTES);
 
-    // GPU retry faults, granularity 0: one wave per page, each faulting its page in.
+    // GPU retry faults, granularity 0: one wave per page, each faulting its page in. One range
+    // for the whole buffer: svm_range_restore_pages() drops every fault that arrives less than
+    // AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING (2 ms) after the range's last validation, so each next
+    // page waits ~2 ms of virtual time while its wave retries (one retry IV per retry interval).
     const gpu = await GpuDispatcher.create(kmt, node);
     if (typeof gpu === "number") throw new Error(`dispatcher ${gpu}`);
+    const hw = m.symbol(PCI_HOST).model(3 * 8) as AmdGpuDevice;
     const npages = FAULT_BYTES / PAGE;
     const b = await anon(p, FAULT_BYTES);
-    await kmt.hsaKmtSVMSetAttr(b, FAULT_BYTES, 3, [
+    const gran0 = [
       { type: HSA_SVM_ATTR_ACCESS, value: node }, { type: HSA_SVM_ATTR_PREFERRED_LOC, value: node }, { type: HSA_SVM_ATTR_GRANULARITY, value: 0 },
-    ]);
-    const t1 = performance.now();
-    const r = await gpu.run(fillBufferIsa(), { kernargs: [b, 0x1234, PAGE], grid: npages, workgroup: 1, timeoutMs: 1e6 });
-    const fault_ms = performance.now() - t1;
-    if (!r.completed) throw new Error("fault dispatch did not complete");
+    ];
+    await kmt.hsaKmtSVMSetAttr(b, FAULT_BYTES, 3, gran0);
+    const f = await gpu_faults(m, hw, gpu, b, npages);
     const faults = Number((await p.readFile(`/sys/class/kfd/kfd/proc/${p.pid}/counters_${props.KFDGpuID!}/faults`)).trim());
-    out.push({ metric: `kfd_gpu_retry_faults_gran0_${FAULT_BYTES / MiB}MiB`, value: npages / (fault_ms / 1e3), unit: "faults/s host",
-      note: `${npages} pages, one wave each, each migrated to VRAM on its fault (${faults || "?"} counted); target ≥ 200000/s` });
+    out.push({ metric: `kfd_gpu_retry_faults_gran0_${FAULT_BYTES / MiB}MiB`, value: f.per_s, unit: "faults/s host",
+      note: `${npages} pages of one range, one wave each, each migrated to VRAM on its fault (${faults || "?"} restore_pages calls counted); ` +
+        `${f.virt_us.toFixed(0)} µs virtual/page (the 2 ms duplicate-fault window), ${f.ivs.toFixed(0)} IVs/page; target ≥ 200000/s` });
+
+    // The same faults without the duplicate window: every page its own one-page range, so each
+    // fault is handled at once (restore_pages → migrate via SDMA → map → TLB flush → replay).
+    const SPLIT_BYTES = Math.min(FAULT_BYTES, 16 * MiB);
+    const nsplit = SPLIT_BYTES / PAGE;
+    const c = await anon(p, SPLIT_BYTES);
+    for (let i = 0; i < nsplit; i++) await kmt.hsaKmtSVMSetAttr(c + i * PAGE, PAGE, 3, gran0);
+    const g = await gpu_faults(m, hw, gpu, c, nsplit);
+    out.push({ metric: `kfd_gpu_retry_faults_gran0_page_ranges_${SPLIT_BYTES / MiB}MiB`, value: g.per_s, unit: "faults/s host",
+      note: `${nsplit} one-page ranges, one wave each: the handled-fault path alone; ${g.virt_us.toFixed(1)} µs virtual/page, ${g.ivs.toFixed(1)} IVs/page` });
+    await p.munmap(c, SPLIT_BYTES);
 
     // CPU faults on VRAM-resident pages.
     const t2 = performance.now();

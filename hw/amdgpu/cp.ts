@@ -15,7 +15,7 @@ import type { Kernel } from "../../kernel/kernel.ts";
 import { timer_list } from "../../kernel/time/timer.ts";
 import type { GpuCostModel } from "./cost_model.ts";
 import type { IhBlock } from "./ih.ts";
-import type { GpuAccess, VmHub } from "./gmc.ts";
+import type { GpuAccess, VmHub, XlateRequest } from "./gmc.ts";
 import type { GpuMemBus, GpuPhys } from "./mem.ts";
 import {
   AMD_SIGNAL_VALUE, AQL_PACKET_BYTES, HSA_PACKET_TYPE_BARRIER_AND,
@@ -77,6 +77,7 @@ interface wave_state {
 }
 
 type step = { cost: number } | { stall: true } | { error: string };
+const STALL: step = Object.freeze({ stall: true });
 
 export interface HqdStats {
   dispatches: number;
@@ -106,6 +107,10 @@ export class Hqd {
   private readonly pkt = new Uint32Array(AQL_PACKET_BYTES / 4);
   private readonly ins = new Uint32Array(INSTR_BYTES / 4);
   private readonly tmp = new Uint8Array(8);
+  private readonly ins_bytes = new Uint8Array(this.ins.buffer);
+  private readonly tmp_dv = new DataView(this.tmp.buffer);
+  /** The UTCL2 request of the access being translated (the hub reads it and keeps nothing). */
+  private readonly req: XlateRequest = { vmid: 0, va: 0, access: "read", cid: 0, can_retry: false, atomic: false };
 
   constructor(
     readonly pipe: number,
@@ -147,7 +152,16 @@ export class Hqd {
     return this.reg(r);
   }
 
+  /** The doorbell index this HQD answers (active queues with doorbells on), else -1. */
+  db_match = -1;
+
   write_reg(r: number, v: number): void {
+    this.write_reg_raw(r, v);
+    // Doorbell decode runs on every doorbell write of the device: keep it a compare.
+    this.db_match = this.active ? this.doorbell_index : -1;
+  }
+
+  private write_reg_raw(r: number, v: number): void {
     const was = this.active;
     if (r === mmCP_HQD_DEQUEUE_REQUEST) {
       if (v & 1) this.regs[mmCP_HQD_ACTIVE - HQD_REG_BASE] = 0;
@@ -218,8 +232,8 @@ export class Hqd {
    * doorbell, so the CP reads the user's 64-bit write index from memory before fetching.
    */
   private poll_write_index(): step {
-    if (!this.read(this.wptr_poll_addr, this.tmp, CID_CPF, "read")) return { stall: true };
-    const dv = new DataView(this.tmp.buffer);
+    if (!this.read(this.wptr_poll_addr, this.tmp, CID_CPF, "read")) return STALL;
+    const dv = this.tmp_dv;
     this.wptr = Math.max(this.wptr, dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32);
     this.poll_wptr = false;
     return { cost: this.cp.cost.shader_instruction_ns };
@@ -237,7 +251,7 @@ export class Hqd {
   private fetch_packet(): step {
     const addr = this.base + (this.rptr % this.n_packets) * AQL_PACKET_BYTES;
     const bytes = new Uint8Array(this.pkt.buffer);
-    if (!this.read(addr, bytes, CID_CPF, "read")) return { stall: true };
+    if (!this.read(addr, bytes, CID_CPF, "read")) return STALL;
     const p = this.pkt;
     const type = p[0]! & 0xff;
     if (type === HSA_PACKET_TYPE_BARRIER_AND) return this.barrier(p);
@@ -260,12 +274,12 @@ export class Hqd {
     for (let i = 0; i < 5; i++) {
       const sig = p[2 + 2 * i]! + p[3 + 2 * i]! * 2 ** 32;
       if (!sig) continue;
-      if (!this.read(sig + AMD_SIGNAL_VALUE, this.tmp, CID_CPC, "read")) return { stall: true };
-      const dv = new DataView(this.tmp.buffer);
+      if (!this.read(sig + AMD_SIGNAL_VALUE, this.tmp, CID_CPC, "read")) return STALL;
+      const dv = this.tmp_dv;
       if (dv.getUint32(0, true) !== 0 || dv.getUint32(4, true) !== 0) return { cost: this.cp.cost.retry_interval_ns };
     }
     const sig = p[14]! + p[15]! * 2 ** 32;
-    if (sig && !this.signal_decrement(sig)) return { stall: true };
+    if (sig && !this.signal_decrement(sig)) return STALL;
     this.packet_done();
     return { cost: this.cp.cost.shader_instruction_ns };
   }
@@ -282,7 +296,7 @@ export class Hqd {
       this.stats.waves++;
       return { cost: 0 };
     }
-    if (d.signal && !this.signal_decrement(d.signal)) return { stall: true };
+    if (d.signal && !this.signal_decrement(d.signal)) return STALL;
     this.dispatch = null;
     this.packet_done();
     return { cost: this.cp.cost.shader_instruction_ns };
@@ -293,7 +307,7 @@ export class Hqd {
     this.rptr++;
     const rep = this.reg(mmCP_HQD_PQ_RPTR_REPORT_ADDR) + this.reg(mmCP_HQD_PQ_RPTR_REPORT_ADDR_HI) * 2 ** 32;
     if (rep) {
-      const dv = new DataView(this.tmp.buffer);
+      const dv = this.tmp_dv;
       dv.setUint32(0, this.rptr % 2 ** 32, true);
       dv.setUint32(4, Math.floor(this.rptr / 2 ** 32), true);
       this.write(rep, this.tmp, CID_CPC);
@@ -328,8 +342,7 @@ export class Hqd {
   // ---- waves ----------------------------------------------------------------------------------
 
   private wave_step(w: wave_state): step {
-    const code = new Uint8Array(this.ins.buffer);
-    if (!this.read(w.pc, code, CID_SQC_INST, "exec")) return { stall: true };
+    if (!this.read(w.pc, this.ins_bytes, CID_SQC_INST, "exec")) return STALL;
     const dw0 = this.ins[0]!;
     const op = dw0 & 0xff;
     const d = (dw0 >>> 8) & 0xf;
@@ -357,24 +370,24 @@ export class Hqd {
       case Op.GLOBAL_LOAD_DWORDX2: {
         const n = op === Op.GLOBAL_LOAD_DWORD ? 4 : 8;
         const t = this.tmp.subarray(0, n);
-        if (!this.read(s[a]! + simm, t, CID_TCP, "read")) return { stall: true };
-        const dv = new DataView(this.tmp.buffer);
+        if (!this.read(s[a]! + simm, t, CID_TCP, "read")) return STALL;
+        const dv = this.tmp_dv;
         s[d] = n === 4 ? dv.getUint32(0, true) : dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
         break;
       }
       case Op.GLOBAL_STORE_DWORD:
       case Op.GLOBAL_STORE_DWORDX2: {
         const n = op === Op.GLOBAL_STORE_DWORD ? 4 : 8;
-        const dv = new DataView(this.tmp.buffer);
+        const dv = this.tmp_dv;
         dv.setUint32(0, s[b]! % 2 ** 32, true);
         dv.setUint32(4, Math.floor(s[b]! / 2 ** 32) % 2 ** 32, true);
-        if (!this.write(s[a]! + simm, this.tmp.subarray(0, n), CID_TCP)) return { stall: true };
+        if (!this.write(s[a]! + simm, this.tmp.subarray(0, n), CID_TCP)) return STALL;
         break;
       }
       case Op.GLOBAL_ATOMIC_ADD: {
         const va = s[a]! + simm;
         const t = this.xlate(va, "write", CID_TCP, true);
-        if (!t) return { stall: true };
+        if (!t) return STALL;
         const old = this.cp.mem.read32(t.phys);
         this.cp.mem.write32(t.phys, (old + s[b]!) % 2 ** 32);
         s[d] = old;
@@ -383,7 +396,7 @@ export class Hqd {
       case Op.BUFFER_COPY:
       case Op.BUFFER_FILL: {
         const r = op === Op.BUFFER_COPY ? this.bulk_copy(w, s[d]!, s[a]!, s[b]!) : this.bulk_fill(w, s[d]!, s[a]!, s[b]!);
-        if (r < 0) return { stall: true };
+        if (r < 0) return STALL;
         cost += r;
         break;
       }
@@ -458,8 +471,14 @@ export class Hqd {
    * instruction fetch or other accesses the replay makes first.
    */
   private xlate(va: number, access: GpuAccess, cid: number, atomic = false): { phys: GpuPhys; span: number } | null {
-    const can_retry = !this.force_noretry && this.cp.retry_allowed(this.vmid);
-    const r = this.cp.gfxhub.translate({ vmid: this.vmid, va, access, cid, can_retry, atomic });
+    const req = this.req;
+    req.vmid = this.vmid;
+    req.va = va;
+    req.access = access;
+    req.cid = cid;
+    req.can_retry = !this.force_noretry && this.cp.retry_allowed(req.vmid);
+    req.atomic = atomic;
+    const r = this.cp.gfxhub.translate(req);
     const page = Math.floor(va / 4096);
     const same = page === this.stalled_page && access === this.stalled_access;
     if (r.kind === "retry") {
@@ -483,6 +502,13 @@ export class Hqd {
 
   /** Reads `dst.length` bytes; false on a stall (nothing read). */
   private read(va: number, dst: Uint8Array, cid: number, access: GpuAccess): boolean {
+    if (dst.length <= 4096 - (va % 4096)) {
+      // Within one page (every instruction fetch and scalar access): one translation.
+      const t = this.xlate(va, access, cid);
+      if (!t) return false;
+      this.cp.mem.read(t.phys, dst, 0, dst.length);
+      return true;
+    }
     const spans: Array<{ phys: GpuPhys; n: number }> = [];
     for (let done = 0; done < dst.length;) {
       const t = this.xlate(va + done, access, cid);
@@ -574,7 +600,7 @@ export class CpBlock {
 
   doorbell(index: number, lo: number, hi: number): boolean {
     for (const h of this.hqds) {
-      if (h.active && h.doorbell_index === index) {
+      if (h.db_match === index) {
         h.doorbell(lo, hi);
         return true;
       }

@@ -82,6 +82,7 @@ export class AmdGpuDevice implements PciFunctionModel {
     this.subsystem_id = 0x0c34;
     // The BAR must be a power of two: round VRAM up for the aperture, keep the real size.
     this.vram_size = spec.vram_size;
+    this.vram.reserve(this.vram_size);
     const bar0 = 2 ** Math.ceil(Math.log2(Math.max(spec.vram_size, 2 ** 20)));
     this.bars = [
       { size: bar0, is64: true, prefetch: true }, null,

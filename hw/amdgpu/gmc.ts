@@ -11,7 +11,7 @@
 
 import type { Kernel } from "../../kernel/kernel.ts";
 import type { GpuCostModel } from "./cost_model.ts";
-import type { IhBlock } from "./ih.ts";
+import type { IhBlock, IvCookie } from "./ih.ts";
 import type { GpuMemBus, GpuPhys } from "./mem.ts";
 import type { HubId } from "./asic.ts";
 import type { AtcPort, AtcTranslation } from "../amd_iommu/atc.ts";
@@ -72,6 +72,8 @@ export type XlateResult =
   /** No-retry fault: latched and reported; the access goes to the default page. */
   | { kind: "fault"; phys: GpuPhys; span: number };
 
+const RETRY: XlateResult = Object.freeze({ kind: "retry" });
+
 interface tlb_entry {
   phys_page: number;
   sys: boolean;
@@ -86,8 +88,16 @@ function perm_bit(access: GpuAccess): number {
   return access === "read" ? PERM_FAULT_READ : access === "write" ? PERM_FAULT_WRITE : PERM_FAULT_EXECUTE;
 }
 
-type walk_fail = { ok: false; walker: number; perm: number; mapping: boolean; noretry: boolean; cls: number };
+type walk_fail = { readonly ok: false; walker: number; perm: number; mapping: boolean; noretry: boolean; cls: number };
 type walk_result = { ok: true; e: tlb_entry } | walk_fail;
+
+// The walker's failures carry no per-walk data: shared, read-only results (a retried access to a
+// missing page walks again every replay, so these are built once, not per walk).
+const RANGE_FAULT: walk_fail = Object.freeze({ ok: false, walker: WALKER_ERROR_RANGE, perm: 0, mapping: true, noretry: true, cls: VM_CONTEXT1_CNTL__RANGE_PROTECTION_FAULT_ENABLE_INTERRUPT[0] });
+const PDE_INVALID: walk_fail = Object.freeze({ ok: false, walker: WALKER_ERROR_PDE_INVALID, perm: 0, mapping: false, noretry: false, cls: VM_CONTEXT1_CNTL__PDE0_PROTECTION_FAULT_ENABLE_INTERRUPT[0] });
+const PTE_INVALID: walk_fail = Object.freeze({ ok: false, walker: WALKER_ERROR_NONE, perm: PERM_FAULT_VALID, mapping: false, noretry: false, cls: VM_CONTEXT1_CNTL__VALID_PROTECTION_FAULT_ENABLE_INTERRUPT[0] });
+/** An invalid PTE carrying TF: a no-retry fault (AMDGPU_VM_NORETRY_FLAGS). */
+const PTE_INVALID_NORETRY: walk_fail = Object.freeze({ ...PTE_INVALID, noretry: true });
 
 export interface HubStats {
   tlb_hits: number;
@@ -118,7 +128,13 @@ export class VmHub {
     private readonly mem: GpuMemBus,
     private readonly ih: IhBlock,
     private readonly mc: McAperture,
-  ) {}
+  ) {
+    const mm = id === "mm";
+    this.fault_cookie = {
+      client_id: mm ? SOC15_IH_CLIENTID_VMC : SOC15_IH_CLIENTID_UTCL2, src_id: mm ? VMC_1_0__SRCID__VM_FAULT : UTCL2_1_0__SRCID__FAULT,
+      vmid: 0, vmid_src: mm ? 1 : 0, src_data: [0, 0, 0, 0], retry_fault: false,
+    };
+  }
 
   /** Requesters stalled on retry faults replay when their VMID is invalidated. */
   on_invalidate(fn: (vmid_mask: number) => void): void {
@@ -188,11 +204,9 @@ export class VmHub {
   /** An invalidation engine request: drops the TLB entries of every VMID in the mask. */
   private invalidate(eng: number, req: number): void {
     const mask = REG_GET_FIELD(req, VM_INVALIDATE_ENG0_REQ__PER_VMID_INVALIDATE_REQ);
-    for (let v = 0; v < 16; v++) {
-      if (!(mask & (1 << v))) continue;
-      this.tlb[v]!.clear();
-      this.tlb_fifo[v]!.fill(-1);
-    }
+    // The FIFO keeps its stale pages: tlb_insert() only evicts a page whose live entry still
+    // sits in that slot, so clearing the map is the whole flush (no 64 KiB refill per flush).
+    for (let v = 0; v < 16; v++) if (mask & (1 << v)) this.tlb[v]!.clear();
     this.stats.invalidations++;
     this.inv_mask[eng] = mask;
     this.inv_done_at[eng] = this.k.ktime_get() + this.cost.tlb_invalidate_ns;
@@ -205,15 +219,16 @@ export class VmHub {
     return this.regs[hubVM_CONTEXT_CNTL(vmid)]!;
   }
 
-  private reg64(lo_off: number): [number, number] {
-    return [this.regs[lo_off]!, this.regs[lo_off + 1]!];
+  /** Page-table start of a context, in pages. */
+  private range_start(vmid: number): number {
+    const r = hubVM_CONTEXT_PAGE_TABLE_START_ADDR_LO32(vmid);
+    return this.regs[r]! + (this.regs[r + 1]! & 0xf) * 2 ** 32;
   }
 
-  /** Page-table start/end of a context, in pages. */
-  private range(vmid: number): [number, number] {
-    const [slo, shi] = this.reg64(hubVM_CONTEXT_PAGE_TABLE_START_ADDR_LO32(vmid));
-    const [elo, ehi] = this.reg64(hubVM_CONTEXT_PAGE_TABLE_END_ADDR_LO32(vmid));
-    return [slo + (shi & 0xf) * 2 ** 32, elo + (ehi & 0xf) * 2 ** 32];
+  /** Page-table end of a context, in pages. */
+  private range_end(vmid: number): number {
+    const r = hubVM_CONTEXT_PAGE_TABLE_END_ADDR_LO32(vmid);
+    return this.regs[r]! + (this.regs[r + 1]! & 0xf) * 2 ** 32;
   }
 
   /** Whether faults of `vmid` retry (the context's RETRY_PERMISSION_OR_INVALID_PAGE_FAULT). */
@@ -248,8 +263,8 @@ export class VmHub {
       return { kind: "ok", phys: { sys: e.sys, addr: e.phys_page + (va % PAGE) }, span };
     }
     // An invalid entry on the way (PDE or PTE) reports VALID plus the kind of access.
-    const f = w.ok ? this.perm_failure(w.e.flags, r.access) : w.walker === WALKER_ERROR_RANGE ? w : { ...w, perm: PERM_FAULT_VALID | perm_bit(r.access) };
-    return this.fault(r, f);
+    if (w.ok) return this.fault(r, this.perm_failure(w.e.flags, r.access), -1);
+    return this.fault(r, w, w.walker === WALKER_ERROR_RANGE ? w.perm : PERM_FAULT_VALID | perm_bit(r.access));
   }
 
   /** Caches a translation, pushing out the oldest entry of the VMID when all slots are used. */
@@ -280,66 +295,76 @@ export class VmHub {
     return { ok: false, walker: WALKER_ERROR_NONE, perm: flags & AMDGPU_PTE_VALID ? perm : PERM_FAULT_VALID | perm, mapping: false, noretry: false, cls: cls[0] };
   }
 
-  private read_entry(table: number, sys: boolean, index: number): [number, number] {
+  /** Reads the 64-bit entry `index` of a table into walk_lo/walk_hi. */
+  private read_entry(table: number, sys: boolean, index: number): void {
     const a = table + index * 8;
-    return [this.mem.read32({ sys, addr: a }), this.mem.read32({ sys, addr: a + 4 })];
+    this.walk_lo = this.mem.read32_at(sys, a);
+    this.walk_hi = this.mem.read32_at(sys, a + 4);
   }
+
+  private walk_lo = 0;
+  private walk_hi = 0;
 
   /** Walks the context's tables for page `vpn`. */
   private walk(vmid: number, vpn: number): walk_result {
     this.stats.walks++;
     const cntl = this.cntl(vmid);
-    const range_fault: walk_result = { ok: false, walker: WALKER_ERROR_RANGE, perm: 0, mapping: true, noretry: true, cls: VM_CONTEXT1_CNTL__RANGE_PROTECTION_FAULT_ENABLE_INTERRUPT[0] };
-    if (!REG_GET_FIELD(cntl, VM_CONTEXT1_CNTL__ENABLE_CONTEXT)) return range_fault;
-    const [start, end] = this.range(vmid);
-    if (vpn < start || vpn > end) return range_fault;
+    if (!REG_GET_FIELD(cntl, VM_CONTEXT1_CNTL__ENABLE_CONTEXT)) return RANGE_FAULT;
+    const start = this.range_start(vmid);
+    if (vpn < start || vpn > this.range_end(vmid)) return RANGE_FAULT;
     const rel = vpn - start;
     const depth = REG_GET_FIELD(cntl, VM_CONTEXT1_CNTL__PAGE_TABLE_DEPTH);
     const ptb_bits = 9 + REG_GET_FIELD(cntl, VM_CONTEXT1_CNTL__PAGE_TABLE_BLOCK_SIZE);
-    const [blo, bhi] = this.reg64(hubVM_CONTEXT_PAGE_TABLE_BASE_ADDR_LO32(vmid));
-    let table = amdgpu_pte_addr(blo, bhi);
+    const base = hubVM_CONTEXT_PAGE_TABLE_BASE_ADDR_LO32(vmid);
+    const blo = this.regs[base]!;
+    let table = amdgpu_pte_addr(blo, this.regs[base + 1]!);
     let sys = (blo & AMDGPU_PTE_SYSTEM) !== 0;
-    if (depth === 0) return this.leaf(this.read_entry(table, sys, rel), 0);
+    if (depth === 0) {
+      this.read_entry(table, sys, rel);
+      return this.leaf(0);
+    }
     for (let level = depth; level >= 1; level--) {
       const shift = ptb_bits + 9 * (level - 1);
       const idx = Math.floor(rel / 2 ** shift) % (level === depth ? 2 ** 20 : 512);
-      const [lo, hi] = this.read_entry(table, sys, idx);
-      if (!(lo & AMDGPU_PTE_VALID)) {
-        return { ok: false, walker: WALKER_ERROR_PDE_INVALID, perm: 0, mapping: false, noretry: false, cls: VM_CONTEXT1_CNTL__PDE0_PROTECTION_FAULT_ENABLE_INTERRUPT[0] };
-      }
-      if (hi & AMDGPU_PDE_PTE_HI) return this.leaf([lo, hi], rel % 2 ** shift);
+      this.read_entry(table, sys, idx);
+      const lo = this.walk_lo;
+      const hi = this.walk_hi;
+      if (!(lo & AMDGPU_PTE_VALID)) return PDE_INVALID;
+      if (hi & AMDGPU_PDE_PTE_HI) return this.leaf(rel % 2 ** shift);
       table = amdgpu_pte_addr(lo, hi);
       sys = (lo & AMDGPU_PTE_SYSTEM) !== 0;
     }
-    return this.leaf(this.read_entry(table, sys, rel % 2 ** ptb_bits), 0);
+    this.read_entry(table, sys, rel % 2 ** ptb_bits);
+    return this.leaf(0);
   }
 
-  /** A leaf entry (PTE, or a PDE acting as one, `sub` pages into its span). */
-  private leaf([lo, hi]: [number, number], sub: number): walk_result {
-    if (!(lo & AMDGPU_PTE_VALID)) {
-      // An invalid PTE carrying TF asks for a no-retry fault (AMDGPU_VM_NORETRY_FLAGS).
-      return { ok: false, walker: WALKER_ERROR_NONE, perm: PERM_FAULT_VALID, mapping: false, noretry: (hi & AMDGPU_PTE_TF_HI) !== 0, cls: VM_CONTEXT1_CNTL__VALID_PROTECTION_FAULT_ENABLE_INTERRUPT[0] };
-    }
+  /** The leaf entry just read (PTE, or a PDE acting as one, `sub` pages into its span). */
+  private leaf(sub: number): walk_result {
+    const lo = this.walk_lo;
+    const hi = this.walk_hi;
+    // An invalid PTE carrying TF asks for a no-retry fault (AMDGPU_VM_NORETRY_FLAGS).
+    if (!(lo & AMDGPU_PTE_VALID)) return hi & AMDGPU_PTE_TF_HI ? PTE_INVALID_NORETRY : PTE_INVALID;
     return { ok: true, e: { phys_page: amdgpu_pte_addr(lo, hi) + sub * PAGE, sys: (lo & AMDGPU_PTE_SYSTEM) !== 0, flags: lo & 0xfff } };
   }
 
-  private fault(r: XlateRequest, f: walk_fail): XlateResult {
+  /** `perm`: the PERMISSION_FAULTS bits to latch (-1: the failure's own). */
+  private fault(r: XlateRequest, f: walk_fail, perm: number): XlateResult {
     const cntl = this.cntl(r.vmid);
     const retry = r.can_retry && !f.noretry && this.context_retries(r.vmid);
     const irq_enabled = (cntl & (1 << f.cls)) !== 0;
     if (retry) {
       this.stats.retry_faults++;
       if (irq_enabled) this.post_fault_iv(r, true);
-      return { kind: "retry" };
+      return RETRY;
     }
     this.stats.noretry_faults++;
-    this.latch(r, f);
+    this.latch(r, f, perm < 0 ? f.perm : perm);
     if (irq_enabled) this.post_fault_iv(r, false);
     return { kind: "fault", phys: { sys: true, addr: this.default_page_addr() + (r.va % PAGE) }, span: PAGE - (r.va % PAGE) };
   }
 
   /** The first no-retry fault is latched; later ones only set MORE_FAULTS until cleared. */
-  private latch(r: XlateRequest, f: walk_fail): void {
+  private latch(r: XlateRequest, f: walk_fail, perm: number): void {
     const st = this.regs[hubVM_L2_PROTECTION_FAULT_STATUS]!;
     if (st !== 0) {
       this.regs[hubVM_L2_PROTECTION_FAULT_STATUS] = REG_SET_FIELD(st, VM_L2_PROTECTION_FAULT_STATUS__MORE_FAULTS, 1);
@@ -347,7 +372,7 @@ export class VmHub {
     }
     let s = 0;
     s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__WALKER_ERROR, f.walker);
-    s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__PERMISSION_FAULTS, f.perm);
+    s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__PERMISSION_FAULTS, perm);
     s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__MAPPING_ERROR, f.mapping ? 1 : 0);
     s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__CID, r.cid);
     s = REG_SET_FIELD(s, VM_L2_PROTECTION_FAULT_STATUS__RW, r.access === "write" ? 1 : 0);
@@ -365,16 +390,16 @@ export class VmHub {
    */
   private post_fault_iv(r: XlateRequest, retry: boolean): void {
     const vpn = Math.floor(r.va / PAGE);
-    const d1 = (Math.floor(vpn / 2 ** 32) & 0xf) | (r.access === "write" ? 0x20 : 0) | (retry ? 0x80 : 0);
-    this.ih.post({
-      client_id: this.id === "mm" ? SOC15_IH_CLIENTID_VMC : SOC15_IH_CLIENTID_UTCL2,
-      src_id: this.id === "mm" ? VMC_1_0__SRCID__VM_FAULT : UTCL2_1_0__SRCID__FAULT,
-      vmid: r.vmid,
-      vmid_src: this.id === "mm" ? 1 : 0,
-      src_data: [vpn % 2 ** 32, d1, 0, 0],
-      retry_fault: retry,
-    });
+    const c = this.fault_cookie;
+    c.vmid = r.vmid;
+    c.src_data[0] = vpn % 2 ** 32;
+    c.src_data[1] = (Math.floor(vpn / 2 ** 32) & 0xf) | (r.access === "write" ? 0x20 : 0) | (retry ? 0x80 : 0);
+    c.retry_fault = retry;
+    this.ih.post(c);
   }
+
+  /** The hub's fault IV, refilled per fault (the IH copies it into the ring at once). */
+  private readonly fault_cookie: IvCookie & { src_data: number[] };
 
   /** Number of cached translations of a VMID (tests and debugfs). */
   tlb_size(vmid: number): number {

@@ -59,27 +59,41 @@ class IhRing {
   msi_pending = false;
   /** Ring 1 only: a self-interrupt was sent on ring 0 since the driver last moved rptr. */
   self_notified = false;
+  /** The MSI of a burst (armed once per burst, reused). */
+  msi_timer: timer_list | null = null;
 
   get cntl(): number {
     return this.regs[mmIH_RB_CNTL - IH_BASE]!;
   }
-  get enabled(): boolean {
-    return REG_GET_FIELD(this.cntl, IH_RB_CNTL__RB_ENABLE) === 1;
-  }
-  get size_bytes(): number {
-    return 4 * 2 ** REG_GET_FIELD(this.cntl, IH_RB_CNTL__RB_SIZE);
-  }
-  get base(): number {
-    return this.regs[mmIH_RB_BASE - IH_BASE]! * 256 + this.regs[mmIH_RB_BASE_HI - IH_BASE]! * 2 ** 40;
+  // Decoded register state, refreshed by sync() after every register or doorbell write: the
+  // hardware latches its configuration, and post() runs once per IV of a retry storm.
+  enabled = false;
+  size_bytes = 4;
+  base = 0;
+  wb_addr = 0;
+  wb_enable = false;
+  overflow_enable = false;
+  intr_enable = false;
+  /** The doorbell index that moves this ring's rptr, or -1. */
+  db_match = -1;
+
+  sync(): void {
+    const cntl = this.cntl;
+    const db = this.regs[mmIH_DOORBELL_RPTR - IH_BASE]!;
+    this.db_match = REG_GET_FIELD(db, IH_DOORBELL_RPTR__ENABLE) ? REG_GET_FIELD(db, IH_DOORBELL_RPTR__OFFSET) : -1;
+    this.enabled = REG_GET_FIELD(cntl, IH_RB_CNTL__RB_ENABLE) === 1;
+    this.size_bytes = 4 * 2 ** REG_GET_FIELD(cntl, IH_RB_CNTL__RB_SIZE);
+    this.wb_enable = REG_GET_FIELD(cntl, IH_RB_CNTL__WPTR_WRITEBACK_ENABLE) === 1;
+    this.overflow_enable = REG_GET_FIELD(cntl, IH_RB_CNTL__WPTR_OVERFLOW_ENABLE) === 1;
+    this.intr_enable = REG_GET_FIELD(cntl, IH_RB_CNTL__ENABLE_INTR) === 1;
+    this.base = this.regs[mmIH_RB_BASE - IH_BASE]! * 256 + this.regs[mmIH_RB_BASE_HI - IH_BASE]! * 2 ** 40;
+    this.wb_addr = this.regs[mmIH_RB_WPTR_ADDR_LO - IH_BASE]! + this.regs[mmIH_RB_WPTR_ADDR_HI - IH_BASE]! * 2 ** 32;
   }
   get rptr(): number {
     return this.regs[mmIH_RB_RPTR - IH_BASE]! % this.size_bytes;
   }
   get wptr_reg(): number {
     return (this.wptr + (this.overflow ? 0x80000000 : 0)) >>> 0;
-  }
-  get wb_addr(): number {
-    return this.regs[mmIH_RB_WPTR_ADDR_LO - IH_BASE]! + this.regs[mmIH_RB_WPTR_ADDR_HI - IH_BASE]! * 2 ** 32;
   }
 }
 
@@ -148,6 +162,7 @@ export class IhBlock {
       value = (value & 0x7fffffff) >>> 0;
       const was = ring.enabled;
       ring.regs[off] = value;
+      ring.sync();
       if (!was && ring.enabled) {
         ring.wptr = 0;
         ring.overflow = false;
@@ -155,6 +170,7 @@ export class IhBlock {
       return;
     }
     ring.regs[off] = value;
+    ring.sync();
     if (off === mmIH_RB_RPTR - IH_BASE) this.rptr_moved(ring);
   }
 
@@ -168,8 +184,7 @@ export class IhBlock {
   /** A doorbell write that matches a ring's IH_DOORBELL_RPTR moves its read pointer. */
   doorbell(index: number, value: number): boolean {
     for (const ring of this.rings) {
-      const db = ring.regs[mmIH_DOORBELL_RPTR - IH_BASE]!;
-      if (REG_GET_FIELD(db, IH_DOORBELL_RPTR__ENABLE) && REG_GET_FIELD(db, IH_DOORBELL_RPTR__OFFSET) === index) {
+      if (ring.db_match === index) {
         ring.regs[mmIH_RB_RPTR - IH_BASE] = value;
         this.rptr_moved(ring);
         return true;
@@ -224,17 +239,18 @@ export class IhBlock {
     dw[1] = ts % 2 ** 32;
     dw[2] = Math.floor(ts / 2 ** 32) & 0xffff;
     dw[3] = (this.pasid_of(vmid) | (((c.node_id ?? 0) & 0xff) << 16)) >>> 0;
-    for (let i = 0; i < 4; i++) dw[4 + i] = (c.src_data?.[i] ?? 0) >>> 0;
+    const sd = c.src_data;
+    for (let i = 0; i < 4; i++) dw[4 + i] = sd ? (sd[i] ?? 0) >>> 0 : 0;
 
     const size = ring.size_bytes;
-    if ((ring.wptr + IV_BYTES) % size === ring.rptr && REG_GET_FIELD(ring.cntl, IH_RB_CNTL__WPTR_OVERFLOW_ENABLE)) {
+    if ((ring.wptr + IV_BYTES) % size === ring.rptr && ring.overflow_enable) {
       // Full: the oldest unread vector is overwritten and the overflow is flagged.
       ring.overflow = true;
       this.stats.overflows++;
     }
     this.port.dma_write(ring.base + ring.wptr, this.bytes);
     ring.wptr = (ring.wptr + IV_BYTES) % size;
-    if (REG_GET_FIELD(ring.cntl, IH_RB_CNTL__WPTR_WRITEBACK_ENABLE)) this.port.dma_write32(ring.wb_addr, ring.wptr_reg);
+    if (ring.wb_enable) this.port.dma_write32(ring.wb_addr, ring.wptr_reg);
     this.stats.posted++;
     if (ring === this.rings[0]) this.schedule_msi(ring);
     else this.notify_self(ring);
@@ -243,14 +259,16 @@ export class IhBlock {
 
   /** One MSI per burst: the driver re-reads wptr until it catches up, so bursts coalesce. */
   private schedule_msi(ring: IhRing): void {
-    if (ring.msi_pending || !REG_GET_FIELD(ring.cntl, IH_RB_CNTL__ENABLE_INTR)) return;
+    if (ring.msi_pending || !ring.intr_enable) return;
     ring.msi_pending = true;
-    const t = new timer_list(() => {
-      ring.msi_pending = false;
-      if (!ring.enabled) return;
-      this.stats.msis++;
-      this.port?.raise_msi();
-    }, `${this.name}_ih_msi`, "hw");
-    this.k.timers.add_timer_in(t, this.cost.ih_delivery_ns);
+    ring.msi_timer ??= new timer_list(() => this.msi(ring), `${this.name}_ih_msi`, "hw");
+    this.k.timers.add_timer_in(ring.msi_timer, this.cost.ih_delivery_ns);
+  }
+
+  private msi(ring: IhRing): void {
+    ring.msi_pending = false;
+    if (!ring.enabled) return;
+    this.stats.msis++;
+    this.port?.raise_msi();
   }
 }

@@ -26,7 +26,7 @@ export function copy_phys(dst: PhysMem, dpa: number, src: PhysMem, spa: number, 
     // Runs of frames that are consecutive in their host slabs move with one set().
     const f = src.frames(spfn, Math.ceil((len + so) / FRAME_SIZE));
     if (f) {
-      const d = dst.frames_for_write(dpfn, Math.ceil((len + doff) / FRAME_SIZE));
+      const d = dst.frames_for_write(dpfn, Math.ceil((len + doff) / FRAME_SIZE), doff === 0 ? len : 0);
       const n = Math.min(len, f.length - so, d.length - doff);
       d.set(so === 0 && n === f.length ? f : f.subarray(so, so + n), doff);
       spa += n;
@@ -71,8 +71,13 @@ export class GpuMemBus {
   }
 
   read32(t: GpuPhys): number {
-    if (t.sys) return this.port ? this.port.dma_read32(t.addr) : 0xffffffff;
-    return this.vram_ok(t.addr, 4) ? this.vram.read32(t.addr) : 0;
+    return this.read32_at(t.sys, t.addr);
+  }
+
+  /** read32() without a target object (the UTCL2 walker reads eight of these per miss). */
+  read32_at(sys: boolean, addr: number): number {
+    if (sys) return this.port ? this.port.dma_read32(addr) : 0xffffffff;
+    return this.vram_ok(addr, 4) ? this.vram.read32(addr) : 0;
   }
 
   write32(t: GpuPhys, value: number): void {
@@ -81,14 +86,14 @@ export class GpuMemBus {
   }
 
   read(t: GpuPhys, dst: Uint8Array, off = 0, len = dst.length - off): void {
-    const r = this.resolve(t, len, false);
-    if (r) r.mem.read_into(r.pa, dst, off, len);
+    const pa = this.resolve_at(t, 0, len, false);
+    if (pa >= 0) this.r_mem!.read_into(pa, dst, off, len);
     else dst.fill(t.sys ? 0xff : 0, off, off + len);
   }
 
   write(t: GpuPhys, src: Uint8Array, off = 0, len = src.length - off): void {
-    const r = this.resolve(t, len, true);
-    if (r) r.mem.write(r.pa, src, off, len);
+    const pa = this.resolve_at(t, 0, len, true);
+    if (pa >= 0) this.r_mem!.write(pa, src, off, len);
   }
 
   /** Copies between two physically contiguous spans. */

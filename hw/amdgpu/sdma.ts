@@ -176,6 +176,20 @@ export class SdmaEngine {
   }
 
   reg_write(off: number, value: number): void {
+    this.reg_write_raw(off, value);
+    // The doorbell decode runs on every doorbell write of the device (IH rptr updates too):
+    // keep it a compare per queue.
+    for (let i = 0; i < this.queues.length; i++) {
+      const q = this.queues[i]!;
+      const on = REG_GET_FIELD(this.reg(q, sdmaRLC_DOORBELL), SDMA0_GFX_DOORBELL__ENABLE);
+      this.db_match[i] = on ? REG_GET_FIELD(this.reg(q, sdmaRLC_DOORBELL_OFFSET), SDMA0_GFX_DOORBELL_OFFSET__OFFSET) : -1;
+    }
+  }
+
+  /** Per queue, the doorbell index it answers, or -1 (doorbell disabled). */
+  private readonly db_match = new Int32Array(1 + SDMA_RLC_QUEUES).fill(-1);
+
+  private reg_write_raw(off: number, value: number): void {
     if (off < 0 || off >= SDMA_STRIDE) return;
     if (off === sdmaSTATUS_REG || off === sdmaDBG_PACKET_HEADER || off === sdmaDBG_PACKET_RPTR) return;
     const q = this.queue_of(off);
@@ -217,9 +231,9 @@ export class SdmaEngine {
 
   /** A doorbell write: if it is one of this engine's queues' doorbells, the value is its new wptr (bytes). */
   doorbell(index: number, lo: number, hi: number): boolean {
-    for (const q of this.queues) {
-      if (!REG_GET_FIELD(this.reg(q, sdmaRLC_DOORBELL), SDMA0_GFX_DOORBELL__ENABLE)) continue;
-      if (REG_GET_FIELD(this.reg(q, sdmaRLC_DOORBELL_OFFSET), SDMA0_GFX_DOORBELL_OFFSET__OFFSET) !== index) continue;
+    for (let i = 0; i < this.queues.length; i++) {
+      if (this.db_match[i] !== index) continue;
+      const q = this.queues[i]!;
       q.wptr = lo + hi * 2 ** 32;
       this.kick();
       return true;
@@ -265,12 +279,12 @@ export class SdmaEngine {
   // ---- the packet loop ------------------------------------------------------------------------
 
   /** The next queue with work after the last one served (round robin), skipping `stalled`. */
-  private pick(stalled: Set<sdma_queue>): sdma_queue | null {
+  private pick(stalled: Set<sdma_queue> | null): sdma_queue | null {
     const n = this.queues.length;
     for (let i = 1; i <= n; i++) {
       const idx = (this.last_served + i) % n;
       const q = this.queues[idx]!;
-      if (stalled.has(q) || !this.runnable(q)) continue;
+      if (stalled?.has(q) || !this.runnable(q)) continue;
       this.last_served = idx;
       return q;
     }
@@ -280,7 +294,8 @@ export class SdmaEngine {
   /** Runs packets until one takes time (then continues from a timer) or every queue is empty. */
   private step(): void {
     this.inflight = null;
-    const stalled = new Set<sdma_queue>();
+    // Queues whose next packet is not complete yet (rare: built only when one is).
+    let stalled: Set<sdma_queue> | null = null;
     for (;;) {
       const q = this.pick(stalled);
       if (!q) break;
@@ -298,7 +313,7 @@ export class SdmaEngine {
         continue;
       }
       if ("stall" in r) {
-        stalled.add(q);
+        (stalled ??= new Set<sdma_queue>()).add(q);
         continue;
       }
       if ("wait" in r) {
@@ -336,9 +351,23 @@ export class SdmaEngine {
 
   /** Reads `n` dwords of the current packet into the scratch buffer (ring wraps at its end). */
   private fetch(q: sdma_queue, n: number, into: Uint32Array = this.scratch): void {
+    const ib = q.ib;
+    const vmid = ib ? ib.vmid : this.ring_vmid(q);
+    const base = ib ? ib.base + ib.pos_dw * 4 : this.ring_base(q);
+    const size = ib ? Infinity : this.ring_bytes(q);
+    const start = ib ? 0 : q.rptr;
+    // The fetcher translates once per page it reads from, not once per dword.
+    let page = -1;
+    let phys: GpuPhys | null = null;
     for (let i = 0; i < n; i++) {
-      if (q.ib) into[i] = this.read32(q, q.ib.vmid, q.ib.base + (q.ib.pos_dw + i) * 4);
-      else into[i] = this.read32(q, this.ring_vmid(q), this.ring_base(q) + ((q.rptr + 4 * i) % this.ring_bytes(q)));
+      const va = base + ((start + 4 * i) % size);
+      const pg = Math.floor(va / 4096);
+      if (pg !== page || !phys) {
+        const t = this.xlate(q, vmid, va, "read").phys;
+        phys = { sys: t.sys, addr: t.addr - (va % 4096) };
+        page = pg;
+      }
+      into[i] = this.mem.read32_at(phys.sys, phys.addr + (va % 4096));
     }
   }
 
@@ -423,19 +452,19 @@ export class SdmaEngine {
     const bytes = d[1]! + 1;
     const src = d[3]! + d[4]! * 2 ** 32;
     const dst = d[5]! + d[6]! * 2 ** 32;
-    // Translate each side only when its current contiguous span runs out.
+    // Translate each side only when its current physically contiguous run is used up.
     let done = 0;
-    let s = this.xlate(q, vmid, src, "read");
-    let t = this.xlate(q, vmid, dst, "write");
+    let s = this.xlate_run(q, vmid, src, "read", bytes);
+    let t = this.xlate_run(q, vmid, dst, "write", bytes);
     let s_used = 0;
     let t_used = 0;
     while (done < bytes) {
       if (s_used === s.span) {
-        s = this.xlate(q, vmid, src + done, "read");
+        s = this.xlate_run(q, vmid, src + done, "read", bytes - done);
         s_used = 0;
       }
       if (t_used === t.span) {
-        t = this.xlate(q, vmid, dst + done, "write");
+        t = this.xlate_run(q, vmid, dst + done, "write", bytes - done);
         t_used = 0;
       }
       const n = Math.min(bytes - done, s.span - s_used, t.span - t_used);
@@ -555,6 +584,21 @@ export class SdmaEngine {
     }
     if (r.kind === "fault") this.regs[sdmaSTATUS_REG] = REG_SET_FIELD(this.regs[sdmaSTATUS_REG]!, SDMA0_STATUS_REG__PAGE_FAULT, 1);
     return r;
+  }
+
+  /**
+   * Translates `va` and the pages after it while they stay physically contiguous (up to `want`
+   * bytes), so a copy moves each run with one memory operation. Every page is still translated.
+   */
+  private xlate_run(q: sdma_queue, vmid: number, va: number, access: GpuAccess, want: number): { phys: GpuPhys; span: number } {
+    const first = this.xlate(q, vmid, va, access);
+    let span = first.span;
+    while (span < want) {
+      const next = this.xlate(q, vmid, va + span, access);
+      if (next.phys.sys !== first.phys.sys || next.phys.addr !== first.phys.addr + span) break;
+      span += next.span;
+    }
+    return span === first.span ? first : { phys: first.phys, span };
   }
 
   private read32(q: sdma_queue, vmid: number, va: number): number {

@@ -76,13 +76,17 @@ export class irq_desc {
   /** Woken IRQ threads that have not finished yet (synchronize_irq waits for 0). */
   threads_active = 0;
   threads_handled = 0;
+  /** The hard-IRQ context's name ("irq/N"), built once: a retry-fault storm raises it per IV. */
+  readonly hardirq_comm: string;
 
   constructor(
     readonly irq: number,
     /** irq_chip name, the /proc/interrupts chip column ("PCI-MSI", "AMD-Vi"...). */
     public chip_name: string,
     public hwirq: number,
-  ) {}
+  ) {
+    this.hardirq_comm = `irq/${irq}`;
+  }
 }
 
 /** irqd_irq_disabled(): events on a disabled line stay pending until enable_irq(). */
@@ -121,7 +125,11 @@ export function handle_irq_event(k: Kernel, desc: irq_desc): irqreturn_t {
 /** __handle_irq_event_percpu(): every action of a shared line is asked in turn. */
 export function __handle_irq_event_percpu(k: Kernel, desc: irq_desc): irqreturn_t {
   let retval = IRQ_NONE;
-  for (const action of [...desc.actions]) {
+  // Handlers run atomically and cannot free their own line, so the list is stable here: no copy
+  // per interrupt (a retry-fault storm raises one per IV).
+  const actions = desc.actions;
+  for (let i = 0; i < actions.length; i++) {
+    const action = actions[i]!;
     const res = action.handler(desc.irq, action.dev_id);
     if (res === IRQ_WAKE_THREAD) {
       if (action.thread_fn) __irq_wake_thread(k, desc, action);

@@ -146,7 +146,7 @@ export class IrqCore implements KernelService {
       if (___ratelimit(this.bad_irq_rs, "generic_handle_irq", this.k)) this.k.pr_emerg(`common_interrupt: 0.${irq} No irq handler for vector`);
       return -EINVAL;
     }
-    this.k.sched.run_atomic("hardirq", `irq/${irq}`, () => handle_edge_irq(this.k, desc));
+    this.k.sched.run_atomic("hardirq", desc.hardirq_comm, () => handle_edge_irq(this.k, desc));
     return 0;
   }
 

@@ -265,16 +265,18 @@ export class Scheduler {
     }
   }
 
-  private atomic_ctxs = new Map<string, task_struct>();
+  // One context task per (kind, comm), looked up on every timer and interrupt: keyed by kind
+  // then comm, so no key string is built per event.
+  private atomic_ctxs = { hardirq: new Map<string, task_struct>(), softirq: new Map<string, task_struct>(), hw: new Map<string, task_struct>() };
   private atomic_ctx(kind: "hardirq" | "softirq" | "hw", comm: string): task_struct {
-    const key = `${kind}:${comm}`;
-    let t = this.atomic_ctxs.get(key);
+    const ctxs = this.atomic_ctxs[kind];
+    let t = ctxs.get(comm);
     if (!t) {
       t = new task_struct(-1, comm, kind);
       if (kind === "hardirq") t.hardirq_count = 1;
       if (kind === "softirq") t.softirq_count = 1;
       t.irqs_disabled = kind === "hardirq";
-      this.atomic_ctxs.set(key, t);
+      ctxs.set(comm, t);
     }
     return t;
   }

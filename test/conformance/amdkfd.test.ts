@@ -107,9 +107,12 @@ const adapter: HmmDriverAdapter = {
  *   process's queues for good (the runtime then ends the process), so the case's later device
  *   read cannot run. Its first half (the unmapped hole faults) passes.
  * - invalidation_on_fork: after fork, pages already in VRAM are device-private entries shared
- *   copy-on-write; the parent's GPU write fault gets them back from hmm_range_fault (owned
- *   device-private entries are returned as they are), so the GPU writes the shared page and
- *   the child sees it. To be checked against the kernel (KFD's own fork tests use system memory).
+ *   copy-on-write (fork made them read-only in both processes). The kernel's hmm_vma_handle_pte
+ *   reports a device-private entry of the caller's own pagemap as it is, without faulting even
+ *   when write access is requested, and svm_range_map_to_gpu takes the GPU's write permission
+ *   from the VMA and range flags, not from the hmm pfn: so the parent's GPU write lands in the
+ *   shared device page and the child sees it. kemu does what the kernel does (checked against
+ *   torvalds/linux mm/hmm.c and kfd_svm.c); the contract's expectation does not hold for amdkfd.
  */
 const SKIPPED = new Set(["amdkfd.unload_leaves_nothing", "amdkfd.invalidation_on_munmap", "amdkfd.invalidation_on_fork"]);
 

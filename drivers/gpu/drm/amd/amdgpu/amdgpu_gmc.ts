@@ -247,11 +247,25 @@ function amdgpu_gmc_fault_key(addr: number, pasid: number): number {
   return (addr - (addr % 4096)) * 16 + (pasid & 0xffff);
 }
 
-const GOLDEN_RATIO_64 = 0x61c8864680b583ebn;
+/** GOLDEN_RATIO_64 (0x61c8864680b583eb) as 16-bit limbs, least significant first. */
+const GOLDEN_RATIO_64_LIMBS = [0x83eb, 0x80b5, 0x8646, 0x61c8] as const;
 
-/** hash_64(): the kernel's multiplicative hash, top `bits` bits. */
+/**
+ * hash_64(): the kernel's multiplicative hash — the top `bits` (≤ 16) bits of val × GOLDEN_RATIO_64
+ * mod 2^64, for a non-negative safe-integer `val`. Computed in 16-bit limbs so every partial
+ * product stays exact in a double (no BigInt: it runs for every retry-fault IV).
+ */
 function hash_64(val: number, bits: number): number {
-  return Number(((BigInt(val) * GOLDEN_RATIO_64) & 0xffffffffffffffffn) >> BigInt(64 - bits));
+  const g = GOLDEN_RATIO_64_LIMBS;
+  const v0 = val % 65536;
+  const v1 = Math.floor(val / 65536) % 65536;
+  const v2 = Math.floor(val / 2 ** 32) % 65536;
+  const v3 = Math.floor(val / 2 ** 48) % 65536;
+  const r0 = v0 * g[0];
+  const r1 = v0 * g[1] + v1 * g[0] + Math.floor(r0 / 65536);
+  const r2 = v0 * g[2] + v1 * g[1] + v2 * g[0] + Math.floor(r1 / 65536);
+  const r3 = v0 * g[3] + v1 * g[2] + v2 * g[1] + v3 * g[0] + Math.floor(r2 / 65536);
+  return Math.floor((r3 % 65536) / 2 ** (16 - bits));
 }
 
 /**

@@ -77,6 +77,11 @@ export class amdgpu_ih_ring {
   mem: dma_coherent | null = null;
   regs: amdgpu_ih_regs | null = null;
   wait_process: wait_queue_head_t;
+  /**
+   * kemu: the decoded vector amdgpu_irq_dispatch() works on — the kernel's on-stack entry. One
+   * per ring is enough: a ring is drained by one context at a time, one vector after another.
+   */
+  readonly iv = new amdgpu_iv_entry();
 
   constructor(
     adev: amdgpu_device,
@@ -173,7 +178,11 @@ export function amdgpu_ih_decode_iv_helper(_adev: amdgpu_device, ih: amdgpu_ih_r
   entry.timestamp_src = dw[2]! >>> 31;
   entry.pasid = dw[3]! & 0xffff;
   entry.node_id = (dw[3]! >>> 16) & 0xff;
-  entry.src_data = [dw[4]!, dw[5]!, dw[6]!, dw[7]!];
+  const sd = entry.src_data;
+  sd[0] = dw[4]!;
+  sd[1] = dw[5]!;
+  sd[2] = dw[6]!;
+  sd[3] = dw[7]!;
   // wptr/rptr are in bytes; one vector is 32 of them.
   ih.rptr = (ring_index + 32) & ih.ptr_mask;
 }

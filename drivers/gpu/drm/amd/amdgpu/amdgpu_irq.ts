@@ -8,7 +8,7 @@
 import type { amdgpu_device } from "./amdgpu.ts";
 import {
   amdgpu_ih_process, amdgpu_ih_process_irq, amdgpu_ih_ring, amdgpu_ih_ring_write, amdgpu_ih_ts_after,
-  amdgpu_iv_entry, type amdgpu_ih_funcs,
+  type amdgpu_ih_funcs, type amdgpu_iv_entry,
 } from "./amdgpu_ih.ts";
 import { AMDGPU_IRQ_CLIENTID_MAX } from "../include/soc15_ih_clientid.ts";
 import { EINVAL, EEXIST, ENOENT } from "../../../../../include/uapi/asm-generic/errno.ts";
@@ -152,14 +152,14 @@ export function amdgpu_irq_add_id(adev: amdgpu_device, client_id: number, src_id
  */
 export function amdgpu_irq_dispatch(adev: amdgpu_device, ih: amdgpu_ih_ring): number | Promise<number> {
   using scope = ftrace(adev.k, "amdgpu_irq_dispatch");
-  const entry = new amdgpu_iv_entry();
+  const entry = ih.iv;
   entry.ih = ih;
   adev.irq.ih_funcs!.decode_iv(adev, ih, entry);
   const irq = adev.irq;
   if (irq.trace_iv.enabled) {
     irq.trace_iv.trace({
       ih: ih === irq.ih ? 0 : ih === irq.ih1 ? 1 : 3, client_id: entry.client_id, src_id: entry.src_id, ring_id: entry.ring_id,
-      vmid: entry.vmid, timestamp: entry.timestamp, pasid: entry.pasid, src_data: entry.src_data,
+      vmid: entry.vmid, timestamp: entry.timestamp, pasid: entry.pasid, src_data: [...entry.src_data],
     });
   }
   const client = irq.client[entry.client_id];

@@ -54,32 +54,36 @@ export function gmc_v9_0_vm_fault_interrupt_state(adev: amdgpu_device, _src: amd
   return 0;
 }
 
+/**
+ * The non-retry (or unhandled retry) half of gmc_v9_0_process_interrupt(): log, read and clear
+ * VM_L2_PROTECTION_FAULT_STATUS, cache it for userspace; 0 forwards the vector to KFD. A module
+ * function, not a per-vector closure: a retry storm passes through the caller tens of thousands
+ * of times.
+ */
+function gmc_v9_0_report_fault(adev: amdgpu_device, entry: amdgpu_iv_entry, addr: number, retry_fault: boolean): number {
+  if (!gmc_printk_ratelimit(adev)) return 0;
+  const is_mm = entry.client_id === SOC15_IH_CLIENTID_VMC;
+  const vmhub = is_mm ? AMDGPU_MMHUB_0 : AMDGPU_GFXHUB_0;
+  const k = adev.k;
+  k.dev_err(adev, `[${is_mm ? "mmhub0" : "gfxhub0"}] ${retry_fault ? "retry" : "no-retry"} page fault (src_id:${entry.src_id} ring:${entry.ring_id} vmid:${entry.vmid} pasid:${entry.pasid})`);
+  const ti = amdgpu_vm_get_task_info_pasid(adev, entry.pasid);
+  if (ti) k.dev_err(adev, ` in process ${ti.process_name} pid ${ti.tgid} thread ${ti.task_name} pid ${ti.pid}`);
+  k.dev_err(adev, `  in page starting at address 0x${addr.toString(16).padStart(16, "0")} from IH client 0x${entry.client_id.toString(16)} (${soc15_ih_clientid_name(entry.client_id)})`);
+  const hub = adev.vmhub[vmhub]!;
+  // A dummy read first: the status register may lag the fault on GFX before 9.4.2.
+  if (entry.vmid_src === AMDGPU_GFXHUB_0 && amdgpu_gc_version(adev) < IP_VERSION(9, 4, 2)) RREG32(adev, hub.vm_l2_pro_fault_status);
+  const status = RREG32(adev, hub.vm_l2_pro_fault_status);
+  WREG32_P(adev, hub.vm_l2_pro_fault_cntl, 1, ~1);
+  amdgpu_vm_update_fault_cache(adev, entry.pasid, addr, status, vmhub);
+  gfxhub_v1_0_print_l2_protection_fault_status(adev, hub, status, "VM_L2_PROTECTION_FAULT_STATUS");
+  return 0;
+}
+
 /** gmc_v9_0_process_interrupt(): see the file comment. */
 function gmc_v9_0_process_interrupt(adev: amdgpu_device, _source: amdgpu_irq_src, entry: amdgpu_iv_entry): number | Promise<number> {
   using scope = ftrace(adev.k, "gmc_v9_0_process_interrupt");
   const retry_fault = (entry.src_data[1]! & 0x80) !== 0;
-  const write_fault = (entry.src_data[1]! & 0x20) !== 0;
-  const node_id = entry.node_id;
   const addr = gmc_fault_addr(entry);
-  const is_mm = entry.client_id === SOC15_IH_CLIENTID_VMC;
-  const hub_name = is_mm ? "mmhub0" : "gfxhub0";
-  const vmhub = is_mm ? AMDGPU_MMHUB_0 : AMDGPU_GFXHUB_0;
-  const report = (): number => {
-    if (!gmc_printk_ratelimit(adev)) return 0;
-    const k = adev.k;
-    k.dev_err(adev, `[${hub_name}] ${retry_fault ? "retry" : "no-retry"} page fault (src_id:${entry.src_id} ring:${entry.ring_id} vmid:${entry.vmid} pasid:${entry.pasid})`);
-    const ti = amdgpu_vm_get_task_info_pasid(adev, entry.pasid);
-    if (ti) k.dev_err(adev, ` in process ${ti.process_name} pid ${ti.tgid} thread ${ti.task_name} pid ${ti.pid}`);
-    k.dev_err(adev, `  in page starting at address 0x${addr.toString(16).padStart(16, "0")} from IH client 0x${entry.client_id.toString(16)} (${soc15_ih_clientid_name(entry.client_id)})`);
-    const hub = adev.vmhub[vmhub]!;
-    // A dummy read first: the status register may lag the fault on GFX before 9.4.2.
-    if (entry.vmid_src === AMDGPU_GFXHUB_0 && amdgpu_gc_version(adev) < IP_VERSION(9, 4, 2)) RREG32(adev, hub.vm_l2_pro_fault_status);
-    const status = RREG32(adev, hub.vm_l2_pro_fault_status);
-    WREG32_P(adev, hub.vm_l2_pro_fault_cntl, 1, ~1);
-    amdgpu_vm_update_fault_cache(adev, entry.pasid, addr, status, vmhub);
-    gfxhub_v1_0_print_l2_protection_fault_status(adev, hub, status, "VM_L2_PROTECTION_FAULT_STATUS");
-    return 0;
-  };
   if (retry_fault) {
     if (entry.ih !== adev.irq.ih_soft && amdgpu_gmc_filter_faults(adev, entry.ih!, addr, entry.pasid, entry.timestamp)) return 1;
     // Delegate it to the software ring if the hardware has not routed it to ring 1 already.
@@ -87,10 +91,11 @@ function gmc_v9_0_process_interrupt(adev: amdgpu_device, _source: amdgpu_irq_src
       amdgpu_irq_delegate(adev, entry, 8);
       return 1;
     }
-    return ftrace_ret(scope, amdgpu_vm_handle_fault(adev, entry.pasid, entry.vmid, node_id, addr, entry.timestamp, write_fault)
-      .then((handled) => (handled ? 1 : report())));
+    const write_fault = (entry.src_data[1]! & 0x20) !== 0;
+    return ftrace_ret(scope, amdgpu_vm_handle_fault(adev, entry.pasid, entry.vmid, entry.node_id, addr, entry.timestamp, write_fault)
+      .then((handled) => (handled ? 1 : gmc_v9_0_report_fault(adev, entry, addr, true))));
   }
-  return report();
+  return gmc_v9_0_report_fault(adev, entry, addr, false);
 }
 
 /** Shared by gmc_v9_0 and gmc_v10_0: MC setup, TTM, GART table, VM manager. */

@@ -137,6 +137,9 @@ async function vega20_ih_sw_init(adev: amdgpu_device): Promise<number> {
   r = amdgpu_ih_ring_init(adev, irq.ih1, 4096, true);
   if (r) return r;
   irq.ih1.regs = ih_ring_regs(1);
+  // Ring 1 takes its rptr through the doorbell after the main ring's (the next 64-bit slot).
+  irq.ih1.use_doorbell = true;
+  irq.ih1.doorbell_index = adev.doorbell_index.ih + 2;
   r = amdgpu_ih_ring_init(adev, irq.ih_soft, IH_SW_RING_SIZE, true);
   if (r) return r;
   return amdgpu_irq_init(adev, adev.svc.irq);

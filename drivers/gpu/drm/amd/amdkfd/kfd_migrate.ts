@@ -9,7 +9,7 @@
 
 import type { mm_struct, page, vm_area_struct } from "../../../../../include/linux/mm_types.ts";
 import { PAGE_SIZE, VM_FAULT_SIGBUS, put_page, type vm_fault } from "../../../../../include/linux/mm.ts";
-import { GFP_HIGHUSER } from "../../../../../include/linux/gfp_types.ts";
+import { GFP_HIGHUSER, GFP_KERNEL } from "../../../../../include/linux/gfp_types.ts";
 import { EDEADLK, EFAULT, ENODEV, ENOMEM, ENOSPC, ESRCH } from "../../../../../include/uapi/asm-generic/errno.ts";
 import {
   KFD_IOC_ALLOC_MEM_FLAGS_VRAM, KFD_MIGRATE_TRIGGER_PAGEFAULT_CPU, KFD_MIGRATE_TRIGGER_TTM_EVICTION,
@@ -63,6 +63,8 @@ import {
 
 // ---- KFD_MIGRATE_TRIGGER_* and the copy direction ---------------------------------------------
 
+/** sizeof(struct svm_range_bo) on x86-64 (6.8), for slab accounting. */
+const SIZEOF_SVM_RANGE_BO = 168;
 const FROM_RAM_TO_VRAM = 0;
 const FROM_VRAM_TO_RAM = 1;
 
@@ -138,7 +140,14 @@ export async function svm_range_vram_node_new(node: kfd_node, prange: svm_range,
     amdgpu_bo_unref(bo);
     return -ENOMEM;
   }
-  const svm_bo = new svm_range_bo(k);
+  // svm_range_bo_new(): the struct is kzalloc'ed (the kernel does it before creating the BO).
+  const slab = node.kfd.amdkfd.slab;
+  const svm_bo = slab.kzalloc_obj(new svm_range_bo(k), SIZEOF_SVM_RANGE_BO, GFP_KERNEL, "svm_range_bo_new");
+  if (!svm_bo) {
+    k.pr_debug("kfd: failed to alloc svm bo");
+    amdgpu_bo_unref(bo);
+    return -ENOMEM;
+  }
   svm_bo.bo = bo;
   svm_bo.node = node;
   svm_bo.mm = mm;
@@ -153,6 +162,7 @@ export async function svm_range_vram_node_new(node: kfd_node, prange: svm_range,
       amdgpu_bo_unreserve(bo);
       k.pr_debug(`kfd: failed ${w} to sync bo`);
       svm_bo.free_bo!();
+      slab.kfree(svm_bo);
       return w;
     }
   }
@@ -355,12 +365,14 @@ class copy_batch {
   private vram0 = 0;
   constructor(readonly adev: amdgpu_device, readonly direction: number, readonly mfence: { f: dma_fence | null }) {}
 
-  async add(sys: dma_addr_t, vram: number): Promise<number> {
-    let r = 0;
-    if (this.sys.length && vram !== this.vram0 + this.sys.length * PAGE_SIZE) r = await this.flush();
+  /** Whether `vram` does not continue the pending batch, which must be flushed first. */
+  breaks_at(vram: number): boolean {
+    return this.sys.length > 0 && vram !== this.vram0 + this.sys.length * PAGE_SIZE;
+  }
+
+  add(sys: dma_addr_t, vram: number): void {
     if (!this.sys.length) this.vram0 = vram;
     this.sys.push(sys);
-    return r;
   }
 
   async flush(): Promise<number> {
@@ -406,7 +418,8 @@ async function svm_migrate_copy_to_vram(node: kfd_node, prange: svm_range, migra
       r = -ENOMEM;
       break;
     }
-    r = await batch.add(scratch[i]!, vram);
+    if (batch.breaks_at(vram)) r = await batch.flush();
+    batch.add(scratch[i]!, vram);
   }
   if (!r) r = await batch.flush();
   if (r) {
@@ -469,7 +482,7 @@ async function svm_migrate_vma_to_vram(node: kfd_node, prange: svm_range, vma: v
   const migrate = new_migrate(vma, start, end, SVM_ADEV_PGMAP_OWNER(adev), MIGRATE_VMA_SELECT_SYSTEM);
   const scratch = new Array<dma_addr_t>(npages).fill(0);
   const mfence: { f: dma_fence | null } = { f: null };
-  kfd_smi_event_migration_start(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE - 1, 0, node.id,
+  kfd_smi_event_migration_start(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE, 0, node.id,
     prange.prefetch_loc, prange.preferred_loc, trigger);
   let r = await migrate_vma_setup(migrate);
   let mpages = 0;
@@ -488,7 +501,7 @@ async function svm_migrate_vma_to_vram(node: kfd_node, prange: svm_range, vma: v
     r ||= w;
     migrate_vma_finalize(migrate);
   }
-  kfd_smi_event_migration_end(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE - 1, 0, node.id, trigger);
+  kfd_smi_event_migration_end(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE, 0, node.id, trigger);
   svm_range_dma_unmap_dev(adev.dev, scratch, 0, npages);
   if (cpages) {
     const pdd = pdd_of(prange, node);
@@ -585,7 +598,8 @@ async function svm_migrate_copy_to_ram(adev: amdgpu_device, migrate: migrate_vma
       break;
     }
     migrate.dst![i] = migrate_pfn(page_to_pfn(dpage));
-    r = await batch.add(scratch[i]!, vram);
+    if (batch.breaks_at(vram)) r = await batch.flush();
+    batch.add(scratch[i]!, vram);
   }
   if (!r) r = await batch.flush();
   if (r) {
@@ -612,7 +626,7 @@ async function svm_migrate_vma_to_ram(node: kfd_node, prange: svm_range, vma: vm
   migrate.fault_page = fault_page;
   const scratch = new Array<dma_addr_t>(npages).fill(0);
   const mfence: { f: dma_fence | null } = { f: null };
-  kfd_smi_event_migration_start(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE - 1, node.id, 0,
+  kfd_smi_event_migration_start(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE, node.id, 0,
     prange.prefetch_loc, prange.preferred_loc, trigger);
   let r = await migrate_vma_setup(migrate);
   const cpages = migrate.cpages;
@@ -630,7 +644,7 @@ async function svm_migrate_vma_to_ram(node: kfd_node, prange: svm_range, vma: vm
     r ||= w;
     migrate_vma_finalize(migrate);
   }
-  kfd_smi_event_migration_end(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE - 1, node.id, 0, trigger);
+  kfd_smi_event_migration_end(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE, node.id, 0, trigger);
   svm_range_dma_unmap_dev(adev.dev, scratch, 0, npages);
   if (cpages) {
     const pdd = pdd_of(prange, node);

@@ -12,7 +12,8 @@
 
 import { inject, injectable } from "tsyringe";
 import type { KernelModule, ModuleDef, ModuleLoader, ModuleParams } from "../../../../../kernel/module/main.ts";
-import { AMD_IOMMU, CHRDEV, DRIVER_CORE, KERNEL, MEMREMAP, MODULES, SYSFS, VFS, WORKQUEUE } from "../../../../../kernel/tokens.ts";
+import { AMD_IOMMU, CHRDEV, DRIVER_CORE, KERNEL, MEMREMAP, MODULES, SLAB, SYSFS, VFS, WORKQUEUE } from "../../../../../kernel/tokens.ts";
+import type { Slab } from "../../../../../mm/slab_common.ts";
 import type { AmdIommu } from "../../../../../iommu/amd/iommu.ts";
 import type { MemRemap } from "../../../../../mm/memremap.ts";
 import { kfd_migrate_hooks, kfd_svm_bo_eviction_valuable } from "./kfd_migrate.ts";
@@ -112,6 +113,8 @@ export class amdkfd implements KernelModule {
     @inject(AMD_IOMMU) readonly amd_iommu: AmdIommu,
     @inject(MODULES) readonly loader: ModuleLoader,
     @inject(MEMREMAP) readonly memremap: MemRemap,
+    /** kzalloc/kfree of the driver's structs that are fault-injection sites (svm_range_bo). */
+    @inject(SLAB) readonly slab: Slab,
   ) {
     this.topology_lock = new rw_semaphore(k, "topology_lock");
     this.kfd_processes_mutex = new mutex(k, "kfd_processes_mutex");

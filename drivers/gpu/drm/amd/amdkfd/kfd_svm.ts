@@ -145,12 +145,18 @@ export class svm_range_bo {
   free_bo: (() => void) | null = null;
   /** The process mm (svm_bo->eviction_fence->mm in the kernel): the CPU fault path finds the process by it. */
   mm: mm_struct | null = null;
+  /** Where svm_range_bo_unref_async() queues release_work (the kernel's system workqueue). */
+  release_wq: { schedule_work(w: work_struct): boolean } | null = null;
 
   constructor(k: Kernel) {
     this.kref = new kref(k);
+    svm_bo_of_kref.set(this.kref, this);
     this.list_lock = new spinlock_t(k, "&svm_bo->list_lock");
   }
 }
+
+/** container_of(kref, struct svm_range_bo, kref). */
+const svm_bo_of_kref = new WeakMap<kref, svm_range_bo>();
 
 /** struct svm_range: one registered virtual address interval [start, last] (in pages). */
 export class svm_range {
@@ -470,14 +476,23 @@ function svm_range_bo_release(svm_bo: svm_range_bo): void {
     prange.svms.process.k.WARN_ONCE(prange.actual_loc !== 0, "prange should not hold vram page");
   }
   svm_bo.free_bo?.();
+  svm_bo.node?.kfd.amdkfd.slab.kfree(svm_bo);
 }
 
-/** svm_range_bo_unref_async(): the last put releases from a worker (page_free may hold mm locks). */
+/** svm_range_bo_wq_release(): the last reference went from page_free; release from a worker. */
+function svm_range_bo_wq_release(r: kref): void {
+  const svm_bo = svm_bo_of_kref.get(r)!;
+  INIT_WORK(svm_bo.release_work, () => svm_range_bo_release(svm_bo), "svm_range_bo_wq_release");
+  svm_bo.release_wq!.schedule_work(svm_bo.release_work);
+}
+
+/**
+ * svm_range_bo_unref_async(): the last put releases from a worker (page_free may hold mm
+ * locks). Called for every freed VRAM page, so it allocates nothing unless it releases.
+ */
 export function svm_range_bo_unref_async(svm_bo: svm_range_bo, amdkfd_wq: { schedule_work(w: work_struct): boolean }): void {
-  kref_put(svm_bo.kref, () => {
-    INIT_WORK(svm_bo.release_work, () => svm_range_bo_release(svm_bo), "svm_range_bo_wq_release");
-    amdkfd_wq.schedule_work(svm_bo.release_work);
-  });
+  svm_bo.release_wq = amdkfd_wq;
+  kref_put(svm_bo.kref, svm_range_bo_wq_release);
 }
 
 export function svm_range_bo_unref(svm_bo: svm_range_bo | null): void {
@@ -1156,7 +1171,8 @@ export async function svm_range_validate_and_map(
       r = svm_range_dma_map(prange, bitmap, offset, npages, range!.hmm_pfns);
     }
     await svm_range_lock(prange);
-    if (!r && range && amdgpu_hmm_range_get_pages_done(range)) r = -EAGAIN;
+    // The range is released whenever it was set up; an invalidation only turns success into -EAGAIN.
+    if (range && amdgpu_hmm_range_get_pages_done(range) && !r) r = -EAGAIN;
     if (!r && !child_list_empty(prange)) r = -EAGAIN;
     if (!r) {
       const map_start_vma = Math.max(map_start, prange.start + offset);
