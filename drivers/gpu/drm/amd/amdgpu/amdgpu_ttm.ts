@@ -384,6 +384,14 @@ async function amdgpu_ttm_map_buffer(adev: amdgpu_device, bo: ttm_buffer_object,
  * values ride in the IB after the commands and a COPY_LINEAR moves them into the table (what
  * amdgpu_ttm_map_buffer and KFD's svm_migrate_gart_map do). Returns the job's fence.
  */
+/** The GART entries a window-mapping job carries in its IB, after `base_dw` dwords of packets. */
+class ib_pte_sink implements pte_sink {
+  constructor(private readonly ptr: Uint32Array, private readonly base_dw: number) {}
+  wr32(off: number, v: number): void {
+    this.ptr[this.base_dw + off / 4] = v >>> 0;
+  }
+}
+
 export async function amdgpu_ttm_write_window_ptes(adev: amdgpu_device, ring: amdgpu_ring, window: number,
   dma_addr: readonly number[], flags: amdgpu_pte_flags): Promise<dma_fence | number> {
   const funcs = adev.mman.buffer_funcs!;
@@ -399,8 +407,7 @@ export async function amdgpu_ttm_write_window_ptes(adev: amdgpu_device, ring: am
   funcs.emit_copy_buffer(ib, src_addr, dst_addr, num_bytes, 0);
   amdgpu_ring_generic_pad_ib(ring, ib);
   adev.k.WARN_ON(ib.length_dw > num_dw);
-  const sink: pte_sink = { wr32: (off, v) => { ib.ptr[num_dw + off / 4] = v >>> 0; } };
-  amdgpu_gart_map(adev, 0, num_pages, dma_addr, flags, sink);
+  amdgpu_gart_map(adev, 0, num_pages, dma_addr, flags, new ib_pte_sink(ib.ptr, num_dw));
   return amdgpu_job_submit(job);
 }
 
