@@ -77,9 +77,10 @@ export class HsaKmt {
   private nodes: NodeInfo[] = [];
   private system: HsaSystemProperties | null = null;
   private events_page = 0;
-  /** A user buffer for kfd_event_data arrays (grown on demand). */
-  private wait_buf = 0;
-  private wait_buf_size = 0;
+  /** Serialises hsaKmtCreateEvent (libhsakmt's hsakmt_mutex around the events page). */
+  private event_mutex: Promise<void> = Promise.resolve();
+  /** Free one-page user buffers for kfd_event_data arrays: each concurrent wait takes its own. */
+  private readonly wait_bufs: number[] = [];
   private readonly queues = new Map<number, ThunkQueue>();
   /** Render-node descriptors by minor (libhsakmt's drm_render_fds). */
   private readonly render_fds = new Map<number, number>();
@@ -522,6 +523,20 @@ export class HsaKmt {
    * mailbox an amd_signal_t names.
    */
   async hsaKmtCreateEvent(EventDesc: HsaEventDescriptor, ManualReset: boolean, IsSignaled: boolean, out: { event: HsaEvent | null }): Promise<HSAKMT_STATUS> {
+    // libhsakmt holds hsakmt_mutex here: two threads' first events must not both hand KFD a page.
+    const prev = this.event_mutex;
+    let release = () => {};
+    this.event_mutex = new Promise<void>((r) => (release = r));
+    await prev;
+    try {
+      return await this.create_event_locked(EventDesc, ManualReset, IsSignaled, out);
+    } finally {
+      release();
+    }
+  }
+
+  private async create_event_locked(EventDesc: HsaEventDescriptor, ManualReset: boolean, IsSignaled: boolean,
+    out: { event: HsaEvent | null }): Promise<HSAKMT_STATUS> {
     if (this.open_count === 0) return HSAKMT_STATUS.KERNEL_IO_CHANNEL_NOT_OPENED;
     out.event = null;
     if (EventDesc.EventType >= HSA_EVENTTYPE_MAXID) return HSAKMT_STATUS.INVALID_PARAMETER;
@@ -588,8 +603,17 @@ export class HsaKmt {
     if (this.open_count === 0) return HSAKMT_STATUS.KERNEL_IO_CHANNEL_NOT_OPENED;
     if (!Events.length || NumEvents > Events.length) return HSAKMT_STATUS.INVALID_PARAMETER;
     const sz = K.kfd_event_data.size;
-    const buf = await this.wait_buffer(NumEvents * sz);
+    const buf = await this.take_wait_buffer(NumEvents * sz);
     if (buf < 0) return HSAKMT_STATUS.NO_MEMORY;
+    try {
+      return await this.wait_events(buf, Events, NumEvents, WaitOnAll, Milliseconds);
+    } finally {
+      await this.give_wait_buffer(buf, NumEvents * sz);
+    }
+  }
+
+  private async wait_events(buf: number, Events: HsaEvent[], NumEvents: number, WaitOnAll: boolean, Milliseconds: number): Promise<HSAKMT_STATUS> {
+    const sz = K.kfd_event_data.size;
     const bytes = new Uint8Array(NumEvents * sz);
     for (let i = 0; i < NumEvents; i++) {
       bytes.set(layout_encode(K.kfd_event_data, {
@@ -618,14 +642,14 @@ export class HsaKmt {
     return HSAKMT_STATUS.SUCCESS;
   }
 
-  private async wait_buffer(size: number): Promise<number> {
-    if (this.wait_buf_size >= size) return this.wait_buf;
-    if (this.wait_buf) await this.proc.munmap(this.wait_buf, this.wait_buf_size);
-    const len = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
-    const addr = await this.map_private(len);
-    this.wait_buf = addr < 0 ? 0 : addr;
-    this.wait_buf_size = addr < 0 ? 0 : len;
-    return addr;
+  private take_wait_buffer(size: number): Promise<number> {
+    if (size <= PAGE_SIZE && this.wait_bufs.length) return Promise.resolve(this.wait_bufs.pop()!);
+    return this.map_private(Math.ceil(size / PAGE_SIZE) * PAGE_SIZE);
+  }
+
+  private async give_wait_buffer(addr: number, size: number): Promise<void> {
+    if (size <= PAGE_SIZE) this.wait_bufs.push(addr);
+    else await this.proc.munmap(addr, Math.ceil(size / PAGE_SIZE) * PAGE_SIZE);
   }
 
   // ---- SMI (smi_events) -------------------------------------------------------------------

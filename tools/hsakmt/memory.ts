@@ -1,10 +1,14 @@
 // libhsakmt's KFD buffer-object calls (memory.c / fmm.c): hsaKmtAllocMemory, hsaKmtFreeMemory,
 // hsaKmtMapMemoryToGPU, hsaKmtUnmapMemoryToGPU. As on a dGPU, the thunk reserves the CPU VA
 // range itself (an inaccessible anonymous mapping) and uses the same address as the BO's GPU VA,
-// so SVM ranges and BOs never collide by accident.
+// so SVM ranges and BOs never collide by accident. hsaKmtRegisterMemory/hsaKmtDeregisterMemory
+// take the SVM path newer libhsakmt uses when KFD has the SVM API (no userptr BO).
 
 import type { HsaKmt } from "./hsakmt.ts";
-import { HSAKMT_STATUS } from "./hsakmttypes.ts";
+import {
+  HSAKMT_STATUS, HSA_SVM_ATTR_ACCESS_IN_PLACE, HSA_SVM_ATTR_NO_ACCESS, HSA_SVM_ATTR_SET_FLAGS, HSA_SVM_FLAG_COHERENT,
+  HSA_SVM_FLAG_HOST_ACCESS,
+} from "./hsakmttypes.ts";
 import * as K from "../../include/uapi/linux/kfd_ioctl.ts";
 import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE } from "../../include/uapi/asm-generic/mman.ts";
 
@@ -98,4 +102,55 @@ export function hsaKmtMapMemoryToGPU(kmt: HsaKmt, addr: number): Promise<HSAKMT_
 /** hsaKmtUnmapMemoryToGPU(): the reverse. */
 export function hsaKmtUnmapMemoryToGPU(kmt: HsaKmt, addr: number): Promise<HSAKMT_STATUS> {
   return map_op(kmt, addr, K.AMDKFD_IOC_UNMAP_MEMORY_FROM_GPU);
+}
+
+// ---- user memory registration on the SVM API (fmm.c's SVM path) ----------------------------------
+
+/** Registered user buffers of a thunk: address → size in bytes (as the caller gave them). */
+const userptrs = new WeakMap<HsaKmt, Map<number, number>>();
+
+function userptr_records(kmt: HsaKmt): Map<number, number> {
+  let m = userptrs.get(kmt);
+  if (!m) userptrs.set(kmt, (m = new Map()));
+  return m;
+}
+
+async function set_all_gpus(kmt: HsaKmt, start: number, end: number, type: number, flags: number): Promise<HSAKMT_STATUS> {
+  for (const node of kmt.gpuNodes()) {
+    const attrs = [{ type, value: node }];
+    if (flags) attrs.push({ type: HSA_SVM_ATTR_SET_FLAGS, value: flags });
+    const st = await kmt.hsaKmtSVMSetAttr(start, end - start, attrs.length, attrs);
+    if (st !== HSAKMT_STATUS.SUCCESS) return st;
+  }
+  return HSAKMT_STATUS.SUCCESS;
+}
+
+/**
+ * hsaKmtRegisterMemory() where KFD has the SVM API: the pages covering [addr, addr+size) become
+ * an SVM range every GPU may access in place (coherent system memory), not a userptr BO. A
+ * registration of a span that was deregistered before grants the access again.
+ */
+export async function hsaKmtRegisterMemory(kmt: HsaKmt, addr: number, size: number): Promise<HSAKMT_STATUS> {
+  if (kmt.fd < 0) return HSAKMT_STATUS.KERNEL_IO_CHANNEL_NOT_OPENED;
+  if (!addr || !size) return HSAKMT_STATUS.INVALID_PARAMETER;
+  const start = Math.floor(addr / PAGE) * PAGE;
+  const end = Math.ceil((addr + size) / PAGE) * PAGE;
+  const st = await set_all_gpus(kmt, start, end, HSA_SVM_ATTR_ACCESS_IN_PLACE, HSA_SVM_FLAG_HOST_ACCESS | HSA_SVM_FLAG_COHERENT);
+  if (st === HSAKMT_STATUS.SUCCESS) userptr_records(kmt).set(addr, size);
+  return st;
+}
+
+/**
+ * hsaKmtDeregisterMemory(): revokes the GPUs' access (NO_ACCESS) to the pages the registration
+ * covered whole. A partly covered first or last page keeps its access: the rest of that page may
+ * belong to someone else the allocator packed alongside.
+ */
+export async function hsaKmtDeregisterMemory(kmt: HsaKmt, addr: number): Promise<HSAKMT_STATUS> {
+  if (kmt.fd < 0) return HSAKMT_STATUS.KERNEL_IO_CHANNEL_NOT_OPENED;
+  const size = userptr_records(kmt).get(addr);
+  if (size === undefined) return HSAKMT_STATUS.MEMORY_NOT_REGISTERED;
+  userptr_records(kmt).delete(addr);
+  const start = Math.ceil(addr / PAGE) * PAGE;
+  const end = Math.floor((addr + size) / PAGE) * PAGE;
+  return end > start ? set_all_gpus(kmt, start, end, HSA_SVM_ATTR_NO_ACCESS, 0) : HSAKMT_STATUS.SUCCESS;
 }

@@ -50,8 +50,8 @@ function pfn_field(lo: number, hi: number): number {
 }
 
 function with_pfn(lo: number, hi: number, pfn: number): pte_t {
-  const pl = pfn % TWO20;
   const ph = Math.floor(pfn / TWO20);
+  const pl = pfn - ph * TWO20;
   return __pte((lo & ~PTE_PFN_LO_MASK) | (pl * 4096), (hi & ~PTE_PFN_HI_MASK) | ph);
 }
 
@@ -198,7 +198,9 @@ export function pmd_index(addr: number): number {
   return Math.floor(addr / 2 ** PMD_SHIFT) % PTRS_PER_PMD;
 }
 export function pte_index(addr: number): number {
-  return Math.floor(addr / PAGE_SIZE) % PTRS_PER_PTE;
+  // addr / PAGE_SIZE is past 2^31 for user addresses: avoid a floating-point `%`.
+  const vpn = Math.floor(addr / PAGE_SIZE);
+  return vpn - Math.floor(vpn / PTRS_PER_PTE) * PTRS_PER_PTE;
 }
 
 // ---- entries in emulated RAM ---------------------------------------------------------------
@@ -296,18 +298,27 @@ export function p4d_offset(pgd: number, _addr: number): number {
   return pgd;
 }
 
+/** pmd_page_paddr(*ep) read straight from the entry's words: every walk step does this. */
+function table_paddr_at(k: Kernel, ep: number): number {
+  const m = NODE_DATA(k).physmem;
+  const lo = m.read32(ep);
+  const hi = m.read32(ep + 4);
+  const f = pfn_field(lo, hi);
+  return (needs_invert(lo, hi) ? PTE_PFN_MAX - f : f) * PAGE_SIZE;
+}
+
 /** pud_offset(k, p4dp, addr): the pud entry in the table the p4d entry points at. */
 export function pud_offset(k: Kernel, p4dp: number, addr: number): number {
-  return pmd_page_paddr(native_get_entry(k, p4dp)) + pud_index(addr) * PTE_ENTRY_SIZE;
+  return table_paddr_at(k, p4dp) + pud_index(addr) * PTE_ENTRY_SIZE;
 }
 
 export function pmd_offset(k: Kernel, pudp: number, addr: number): number {
-  return pmd_page_paddr(native_get_entry(k, pudp)) + pmd_index(addr) * PTE_ENTRY_SIZE;
+  return table_paddr_at(k, pudp) + pmd_index(addr) * PTE_ENTRY_SIZE;
 }
 
 /** pte_offset_kernel() / the address part of pte_offset_map(). */
 export function pte_offset_kernel(k: Kernel, pmdp: number, addr: number): number {
-  return pmd_page_paddr(native_get_entry(k, pmdp)) + pte_index(addr) * PTE_ENTRY_SIZE;
+  return table_paddr_at(k, pmdp) + pte_index(addr) * PTE_ENTRY_SIZE;
 }
 
 /** Upper-level entry pointing at the table page `pfn` (p4d_populate, pud_populate, pmd_populate). */

@@ -36,9 +36,11 @@ export interface arch_swp_entry {
 
 /** __swp_entry(type, offset) as a PTE (__swp_entry_to_pte). */
 export function __swp_entry_to_pte(type: number, offset: number): pte_t {
-  const inv = OFFSET_MAX - (offset % (OFFSET_MAX + 1));
-  const lo = (inv % TWO_LO) * 2 ** SWP_OFFSET_FIRST_BIT;
-  const hi = Math.floor(inv / TWO_LO) + (type % 32) * 2 ** 27;
+  // Offsets (pfns of migration and device entries) pass 2^31: floor arithmetic, not a float `%`.
+  const inv = OFFSET_MAX - (offset - Math.floor(offset / (OFFSET_MAX + 1)) * (OFFSET_MAX + 1));
+  const inv_hi = Math.floor(inv / TWO_LO);
+  const lo = (inv - inv_hi * TWO_LO) * 2 ** SWP_OFFSET_FIRST_BIT;
+  const hi = inv_hi + (type % 32) * 2 ** 27;
   return __pte(lo, hi);
 }
 
