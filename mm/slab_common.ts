@@ -15,7 +15,7 @@ import { stack_trace_save, type stack_trace } from "../kernel/stacktrace.ts";
 import type { FaultInjection } from "../lib/fault-inject.ts";
 import { dump_stack, dump_stack_lvl, print_tainted } from "../lib/dump_stack.ts";
 import {
-  __GFP_ACCOUNT, __GFP_BITS_MASK, __GFP_COMP, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, __GFP_NOWARN,
+  __GFP_ACCOUNT, __GFP_BITS_MASK, __GFP_COMP, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, __GFP_NORETRY, __GFP_NOWARN,
   __GFP_RECLAIMABLE, __GFP_ZERO, gfp_flags_string, gfpflags_allow_blocking, type gfp_t,
 } from "../include/linux/gfp_types.ts";
 import {
@@ -165,6 +165,9 @@ function caller_site(trace: stack_trace | null): string {
   return frames.find((f) => !f.includes("mm/slab_common.ts")) ?? "?";
 }
 
+/** vm_area_alloc_pages(): pages asked of the bulk allocator per request. */
+const VMALLOC_BULK_PAGES = 100;
+
 @injectable()
 export class Slab implements KernelService {
   /** Every live allocation by the object handed out; kept strongly so leaks can be listed. */
@@ -251,6 +254,38 @@ export class Slab implements KernelService {
     const bytes = n * size;
     if (bytes >= 2 ** 64) return null;
     return this.__do_kmalloc(Math.max(bytes, 1), gfp | __GFP_ZERO, site ?? null, obj, "kcalloc");
+  }
+
+  /**
+   * kvcalloc() for an array object (mm/util.c kvmalloc_node): kmalloc first — beyond a page
+   * quietly and without trying hard — then vmalloc's fallback. Released with kfree (kvfree).
+   */
+  kvcalloc_obj<T extends object>(obj: T, n: number, size: number, gfp: gfp_t, site?: string): T | null {
+    const bytes = n * size;
+    if (bytes >= 2 ** 64) return null;
+    const kgfp = bytes > PAGE_SIZE ? gfp | __GFP_NOWARN | __GFP_NORETRY : gfp;
+    const p = this.__do_kmalloc(Math.max(bytes, 1), kgfp | __GFP_ZERO, site ?? null, obj, "kvcalloc");
+    if (p || bytes <= PAGE_SIZE) return p;
+    return this.vmalloc_obj(obj, bytes, gfp, site ?? null);
+  }
+
+  /**
+   * __vmalloc_node(): order-0 pages taken with the bulk allocator in requests of up to 100
+   * pages (vm_area_alloc_pages), each request a fault-injection point, then a virtual range.
+   */
+  private vmalloc_obj<T extends object>(obj: T, bytes: number, gfp: gfp_t, site: string | null): T | null {
+    if (gfpflags_allow_blocking(gfp)) this.k.might_sleep("vmalloc");
+    const npages = Math.ceil(bytes / PAGE_SIZE);
+    for (let done = 0; done < npages; done += VMALLOC_BULK_PAGES) {
+      if (this.fi.should_fail_alloc_page(gfp, 0)) {
+        this.totals.failures++;
+        if (!(gfp & __GFP_NOWARN)) this.k.pr_warn(`${this.k.current.comm}: vmalloc error: size ${bytes}, failed to allocate pages, mode:0x${(gfp >>> 0).toString(16)}(${gfp_flags_string(gfp)})`);
+        return null;
+      }
+    }
+    if (this.live.has(obj)) return this.overlap(obj);
+    this.track(obj, null, this.alloc_va(npages * PAGE_SIZE), bytes, npages * PAGE_SIZE, gfp, site);
+    return obj;
   }
 
   /**

@@ -5,7 +5,7 @@
 // thread pool would have). CPU loads and stores go through the emulated MMU and take faults.
 
 import type { Machine } from "../../kernel/machine.ts";
-import { TASK_DEAD, type task_struct } from "../../kernel/sched/core.ts";
+import { PF_EXITING, TASK_DEAD, type task_struct } from "../../kernel/sched/core.ts";
 import { SYSCALLS } from "../../kernel/tokens.ts";
 import type { Syscalls } from "../../arch/x86/entry/syscall_64.ts";
 import { CLONE_THREAD_FLAGS } from "../../arch/x86/entry/syscall_64.ts";
@@ -191,7 +191,10 @@ export class Process {
    */
   async exit(code = 0): Promise<void> {
     if (this.exited) return;
-    await this.enter(() => this.raw(NR.__NR_exit_group, code));
+    // A fatal signal (the OOM killer's SIGKILL) may already have ended the main thread on its
+    // way back to user mode: there is no thread left to call exit_group, only the rest to reap.
+    const main = this.threads[0]!.task;
+    if (!(main.flags & PF_EXITING)) await this.enter(() => this.raw(NR.__NR_exit_group, code));
     this.exited = true;
     await Promise.allSettled([...this.inflight]);
     const k = this.machine.k;

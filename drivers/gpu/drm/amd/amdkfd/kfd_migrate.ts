@@ -63,6 +63,13 @@ import {
 
 // ---- KFD_MIGRATE_TRIGGER_* and the copy direction ---------------------------------------------
 
+/**
+ * Bytes per page of the kvcalloc() buffer svm_migrate_vma_to_vram/_to_ram carve migrate.src,
+ * migrate.dst and the scratch addresses from (two u64 migrate pfns, a u64, a dma_addr_t). kemu
+ * accounts it as one kvcalloc (kmalloc, then the vmalloc fallback), which fault injection can fail.
+ */
+const SVM_MIGRATE_BUF_BYTES_PER_PAGE = 32;
+
 /** sizeof(struct svm_range_bo) on x86-64 (6.8), for slab accounting. */
 const SIZEOF_SVM_RANGE_BO = 168;
 const FROM_RAM_TO_VRAM = 0;
@@ -479,8 +486,10 @@ async function svm_migrate_vma_to_vram(node: kfd_node, prange: svm_range, vma: v
   const p = p_of(prange);
   using _ = ftrace(k, "svm_migrate_vma_to_vram");
   const npages = (end - start) / PAGE_SIZE;
+  const slab = node.kfd.amdkfd.slab;
+  const scratch = slab.kvcalloc_obj(new Array<dma_addr_t>(npages).fill(0), npages, SVM_MIGRATE_BUF_BYTES_PER_PAGE, GFP_KERNEL, "svm_migrate_vma_to_vram");
+  if (!scratch) return -ENOMEM;
   const migrate = new_migrate(vma, start, end, SVM_ADEV_PGMAP_OWNER(adev), MIGRATE_VMA_SELECT_SYSTEM);
-  const scratch = new Array<dma_addr_t>(npages).fill(0);
   const mfence: { f: dma_fence | null } = { f: null };
   kfd_smi_event_migration_start(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE, 0, node.id,
     prange.prefetch_loc, prange.preferred_loc, trigger);
@@ -503,6 +512,7 @@ async function svm_migrate_vma_to_vram(node: kfd_node, prange: svm_range, vma: v
   }
   kfd_smi_event_migration_end(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE, 0, node.id, trigger);
   svm_range_dma_unmap_dev(adev.dev, scratch, 0, npages);
+  slab.kfree(scratch);
   if (cpages) {
     const pdd = pdd_of(prange, node);
     if (pdd) pdd.page_in += cpages;
@@ -622,9 +632,11 @@ async function svm_migrate_vma_to_ram(node: kfd_node, prange: svm_range, vma: vm
   using _ = ftrace(k, "svm_migrate_vma_to_ram");
   const npages = (end - start) / PAGE_SIZE;
   const select = adev.kfd.pgmap.type === MEMORY_DEVICE_COHERENT ? MIGRATE_VMA_SELECT_DEVICE_COHERENT : MIGRATE_VMA_SELECT_DEVICE_PRIVATE;
+  const slab = node.kfd.amdkfd.slab;
+  const scratch = slab.kvcalloc_obj(new Array<dma_addr_t>(npages).fill(0), npages, SVM_MIGRATE_BUF_BYTES_PER_PAGE, GFP_KERNEL, "svm_migrate_vma_to_ram");
+  if (!scratch) return -ENOMEM;
   const migrate = new_migrate(vma, start, end, SVM_ADEV_PGMAP_OWNER(adev), select);
   migrate.fault_page = fault_page;
-  const scratch = new Array<dma_addr_t>(npages).fill(0);
   const mfence: { f: dma_fence | null } = { f: null };
   kfd_smi_event_migration_start(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE, node.id, 0,
     prange.prefetch_loc, prange.preferred_loc, trigger);
@@ -646,6 +658,7 @@ async function svm_migrate_vma_to_ram(node: kfd_node, prange: svm_range, vma: vm
   }
   kfd_smi_event_migration_end(node, p.lead_thread.pid, start / PAGE_SIZE, end / PAGE_SIZE, node.id, 0, trigger);
   svm_range_dma_unmap_dev(adev.dev, scratch, 0, npages);
+  slab.kfree(scratch);
   if (cpages) {
     const pdd = pdd_of(prange, node);
     if (pdd) pdd.page_out += cpages;
