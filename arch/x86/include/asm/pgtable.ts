@@ -188,14 +188,19 @@ export function pmd_page_paddr(p: pmd_t): number {
   return pte_pfn(p) * PAGE_SIZE;
 }
 
+// Every walk step computes an index: the level sizes are folded once here.
+const PGDIR_BYTES = 2 ** PGDIR_SHIFT;
+const PUD_BYTES = 2 ** PUD_SHIFT;
+const PMD_BYTES = 2 ** PMD_SHIFT;
+
 export function pgd_index(addr: number): number {
-  return Math.floor(addr / 2 ** PGDIR_SHIFT) % PTRS_PER_PGD;
+  return Math.floor(addr / PGDIR_BYTES) % PTRS_PER_PGD;
 }
 export function pud_index(addr: number): number {
-  return Math.floor(addr / 2 ** PUD_SHIFT) % PTRS_PER_PUD;
+  return Math.floor(addr / PUD_BYTES) % PTRS_PER_PUD;
 }
 export function pmd_index(addr: number): number {
-  return Math.floor(addr / 2 ** PMD_SHIFT) % PTRS_PER_PMD;
+  return Math.floor(addr / PMD_BYTES) % PTRS_PER_PMD;
 }
 export function pte_index(addr: number): number {
   // addr / PAGE_SIZE is past 2^31 for user addresses: avoid a floating-point `%`.
