@@ -1,8 +1,9 @@
 // kemu hardware: sparse physical memory (not a kernel file). The whole 46-bit physical address
 // space is addressable; a 4 KiB frame gets host backing on its first write, and reading a frame
 // that was never written yields zeros without allocating anything. Backing frames are carved
-// from 1 MiB ArrayBuffer slabs; a per-2 MiB chunk Int32Array maps frame → slot, so a touched
-// frame costs its 4 KiB plus ~4 bytes of index (plus the chunk's index array, amortised).
+// from 1 MiB slabs, views into host arenas reserved as large as the memory behind the address
+// space (the host commits their pages only when written); a per-2 MiB chunk Int32Array maps
+// frame → slot, so a touched frame costs its 4 KiB plus ~5 bytes of index and slab views.
 // Booting a 1 TiB machine costs nothing here: no frame exists until written.
 
 import "reflect-metadata";
