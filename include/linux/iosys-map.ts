@@ -62,23 +62,27 @@ export class iosys_map_pages implements iosys_map {
   wr32(off: number, value: number): void {
     this.mem.write32(this.pa(off), value >>> 0);
   }
-  private each(off: number, len: number, fn: (pa: number, done: number, n: number) => void): void {
-    let done = 0;
-    while (done < len) {
-      const o = off + done;
-      const n = Math.min(len - done, PAGE_SIZE - (o % PAGE_SIZE));
-      fn(this.pa(o), done, n);
+  // Page by page (the pfns need not be contiguous); plain loops, as these run for every IB.
+  memcpy_from(dst: Uint8Array, off: number, len = dst.length): void {
+    for (let done = 0; done < len;) {
+      const n = Math.min(len - done, PAGE_SIZE - ((off + done) % PAGE_SIZE));
+      this.mem.read_into(this.pa(off + done), dst, done, n);
       done += n;
     }
   }
-  memcpy_from(dst: Uint8Array, off: number, len = dst.length): void {
-    this.each(off, len, (pa, done, n) => this.mem.read_into(pa, dst, done, n));
-  }
   memcpy_to(off: number, src: Uint8Array): void {
-    this.each(off, src.length, (pa, done, n) => this.mem.write(pa, src, done, n));
+    for (let done = 0; done < src.length;) {
+      const n = Math.min(src.length - done, PAGE_SIZE - ((off + done) % PAGE_SIZE));
+      this.mem.write(this.pa(off + done), src, done, n);
+      done += n;
+    }
   }
   memset(off: number, value: number, len: number): void {
-    this.each(off, len, (pa, _done, n) => this.mem.fill(pa, n, value & 0xff));
+    for (let done = 0; done < len;) {
+      const n = Math.min(len - done, PAGE_SIZE - ((off + done) % PAGE_SIZE));
+      this.mem.fill(this.pa(off + done), n, value & 0xff);
+      done += n;
+    }
   }
 }
 

@@ -57,6 +57,11 @@ export class Printk {
   constructor(@inject(CLOCK) private clock: Clock) {}
 
   printk(level: number, text: string, facility = "kernel"): void {
+    // Most messages are one line: no regex and no split for them.
+    if (text.indexOf("\n") < 0) {
+      this.emit(level, text, facility);
+      return;
+    }
     for (const line of text.replace(/\n$/, "").split("\n")) this.emit(level, line, facility);
   }
 
