@@ -261,12 +261,21 @@ export class Slab implements KernelService {
    * quietly and without trying hard — then vmalloc's fallback. Released with kfree (kvfree).
    */
   kvcalloc_obj<T extends object>(obj: T, n: number, size: number, gfp: gfp_t, site?: string): T | null {
+    return this.kvmalloc_array_node(obj, n, size, gfp, __GFP_ZERO, site ?? null, "kvcalloc");
+  }
+
+  /** kvmalloc_array() for an array object: kvcalloc_obj without __GFP_ZERO on the kmalloc try. */
+  kvmalloc_array_obj<T extends object>(obj: T, n: number, size: number, gfp: gfp_t, site?: string): T | null {
+    return this.kvmalloc_array_node(obj, n, size, gfp, 0, site ?? null, "kvmalloc_array");
+  }
+
+  private kvmalloc_array_node<T extends object>(obj: T, n: number, size: number, gfp: gfp_t, zero: gfp_t, site: string | null, fn: string): T | null {
     const bytes = n * size;
     if (bytes >= 2 ** 64) return null;
     const kgfp = bytes > PAGE_SIZE ? gfp | __GFP_NOWARN | __GFP_NORETRY : gfp;
-    const p = this.__do_kmalloc(Math.max(bytes, 1), kgfp | __GFP_ZERO, site ?? null, obj, "kvcalloc");
+    const p = this.__do_kmalloc(Math.max(bytes, 1), kgfp | zero, site, obj, fn);
     if (p || bytes <= PAGE_SIZE) return p;
-    return this.vmalloc_obj(obj, bytes, gfp, site ?? null);
+    return this.vmalloc_obj(obj, bytes, gfp, site);
   }
 
   /**

@@ -176,6 +176,13 @@ export class Hqd {
     if (r === mmCP_HQD_PQ_WPTR_HI) this.wptr = (this.wptr % 2 ** 32) + v * 2 ** 32;
     this.regs[r - HQD_REG_BASE] = v;
     if (r === mmCP_HQD_ACTIVE && !was && this.active) {
+      // A dequeue left whatever was in flight on the pipe (no context save is modelled): the
+      // queue loaded now starts at its read index, not inside the previous queue's dispatch.
+      this.wave = null;
+      this.dispatch = null;
+      this.stalled_since = -1;
+      this.stalled_page = -1;
+      this.force_noretry = false;
       this.error = "";
       this.poll_wptr = this.wptr_poll_addr !== 0;
       this.kick(0);

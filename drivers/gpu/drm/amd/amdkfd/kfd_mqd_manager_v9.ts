@@ -4,7 +4,9 @@
 // kfd2kgd functions of amdgpu_amdkfd_gfx_v9.
 //
 // kemu: the CP saves a preempted queue's read and write pointers into its MQD (CWSR would save
-// the waves too; kemu's CP keeps them in the slot, which stays the queue's while it lives).
+// the waves too; kemu models no context save: a reloaded queue starts at its saved read index,
+// so a preempted dispatch runs again from its packet, and a slot never carries one queue's
+// in-flight work into the next queue loaded there).
 // amdgpu's hqd_destroy has no MQD argument, so destroy_mqd reads them back first.
 
 import { RREG32 } from "../amdgpu/amdgpu_device.ts";

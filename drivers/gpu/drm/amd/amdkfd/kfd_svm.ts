@@ -79,6 +79,7 @@ import { pfn_to_page } from "../../../../../mm/sparse.ts";
 import { is_zone_device_page } from "../../../../../include/linux/memremap.ts";
 import { hmm_pfn_to_pfn } from "../../../../../mm/hmm.ts";
 import { ftrace } from "../../../../../include/linux/ftrace.ts";
+import { GFP_KERNEL } from "../../../../../include/linux/gfp_types.ts";
 
 // ---- kfd_svm.h ---------------------------------------------------------------------------------
 
@@ -415,6 +416,14 @@ function range_bytes(prange: svm_range): number {
   return (prange.last - prange.start + 1) * PAGE_SIZE;
 }
 
+/**
+ * sizeof(struct svm_range) on x86-64 (6.8), for slab accounting: an estimate (about 950 bytes,
+ * 512 of them the dma_addr[MAX_GPU_INSTANCE] pointers), a kmalloc-1k object either way.
+ */
+const SIZEOF_SVM_RANGE = 952;
+/** sizeof(struct svm_validate_context) on x86-64 (6.8, drm_exec included): an estimate. */
+const SIZEOF_SVM_VALIDATE_CONTEXT = 104;
+
 /** svm_range_free(): drop VRAM; with do_unmap also the DMA mappings and the xnack-off charge. */
 function svm_range_free(prange: svm_range, do_unmap: boolean): void {
   const p = p_of(prange);
@@ -422,6 +431,7 @@ function svm_range_free(prange: svm_range, do_unmap: boolean): void {
   if (do_unmap) svm_range_dma_unmap(prange);
   if (do_unmap && !p.xnack_enabled) amdgpu_amdkfd_unreserve_mem_limit(p.amdkfd, null, range_bytes(prange), KFD_IOC_ALLOC_MEM_FLAGS_USERPTR, 0);
   prange.dma_addr.fill(null);
+  p.amdkfd.slab.kfree(prange);
 }
 
 function svm_range_set_default_attributes(prange: { preferred_loc: number; prefetch_loc: number; granularity: number; flags: number }): void {
@@ -432,19 +442,23 @@ function svm_range_set_default_attributes(prange: { preferred_loc: number; prefe
 }
 
 /**
- * svm_range_new(): a range with default attributes. With XNACK off and `update_mem_usage`
- * (brand-new ranges only, not clones or split pieces) its size is charged to the KFD
- * system-memory limit; null when that fails (the caller reports -ENOMEM).
+ * svm_range_new(): a kzalloc'ed range with default attributes. With XNACK off and
+ * `update_mem_usage` (brand-new ranges only, not clones or split pieces) its size is charged to
+ * the KFD system-memory limit; null when the allocation or that charge fails (the caller
+ * reports -ENOMEM, or -EFAULT for a GPU fault on an unregistered address).
  */
 function svm_range_new(svms: svm_range_list, start: number, last: number, update_mem_usage: boolean): svm_range | null {
   const p = svms.process;
   const size = last - start + 1;
+  const slab = p.amdkfd.slab;
+  const prange = slab.kzalloc_obj(new svm_range(svms, start, last), SIZEOF_SVM_RANGE, GFP_KERNEL, "svm_range_new");
+  if (!prange) return null;
   if (!p.xnack_enabled && update_mem_usage &&
       amdgpu_amdkfd_reserve_mem_limit(p.amdkfd, null, size * PAGE_SIZE, KFD_IOC_ALLOC_MEM_FLAGS_USERPTR, 0)) {
     p.k.pr_info("SVM mapping failed, exceeds resident system memory limit", "kfd");
+    slab.kfree(prange);
     return null;
   }
-  const prange = new svm_range(svms, start, last);
   atomic_set(prange.invalid, 0);
   if (p.xnack_enabled) bitmap_copy(prange.bitmap_access, svms.bitmap_supported);
   svm_range_set_default_attributes(prange);
@@ -1116,20 +1130,45 @@ function svm_range_validate_bitmap(p: kfd_process, prange: svm_range, gpuidx: nu
 }
 
 /**
+ * struct svm_validate_context: the per-call state of svm_range_validate_and_map, kzalloc'ed on
+ * entry and freed on every way out. Only its GPU bitmap is modelled (kemu reserves the BOs
+ * without a drm_exec).
+ */
+class svm_validate_context {
+  readonly bitmap: gpu_bitmap = DECLARE_BITMAP();
+}
+
+/**
  * svm_range_validate_and_map(): make [map_start, map_last] of `prange` GPU-accessible
  * (mmap lock held for reading, migrate_mutex held, prange->lock not held). Per VMA piece:
  * fault the pages in with hmm (as a CPU access would — never-touched pages get populated),
  * DMA-map them, then under prange->lock check that no invalidation or munmap split raced
  * (else -EAGAIN) and write the PTEs. `gpuidx` < MAX_GPU_INSTANCE limits it to one GPU (the
- * fault path).
+ * fault path). -ENOMEM, before anything else, when the context cannot be allocated.
  */
 export async function svm_range_validate_and_map(
   mm: mm_struct, map_start: number, map_last: number, prange: svm_range, gpuidx: number,
   intr: boolean, wait: boolean, flush_tlb: boolean,
 ): Promise<number> {
   using _ = ftrace(mm.k, "svm_range_validate_and_map");
+  const slab = p_of(prange).amdkfd.slab;
+  const ctx = slab.kzalloc_obj(new svm_validate_context(), SIZEOF_SVM_VALIDATE_CONTEXT, GFP_KERNEL, "svm_range_validate_and_map");
+  if (!ctx) return -ENOMEM;
+  try {
+    return await svm_range_validate_and_map_ctx(ctx, mm, map_start, map_last, prange, gpuidx, intr, wait, flush_tlb);
+  } finally {
+    slab.kfree(ctx);
+  }
+}
+
+/** The body of svm_range_validate_and_map() with its context allocated. */
+async function svm_range_validate_and_map_ctx(
+  ctx: svm_validate_context, mm: mm_struct, map_start: number, map_last: number, prange: svm_range, gpuidx: number,
+  intr: boolean, wait: boolean, flush_tlb: boolean,
+): Promise<number> {
   const p = p_of(prange);
-  const bitmap = DECLARE_BITMAP();
+  const slab = p.amdkfd.slab;
+  const bitmap = ctx.bitmap;
   let r = svm_range_validate_bitmap(p, prange, gpuidx, bitmap);
   if (r || bitmap_empty(bitmap)) return r;
   if (prange.actual_loc && !prange.ttm_res) {
@@ -1159,7 +1198,7 @@ export async function svm_range_validate_and_map(
       next = Math.min(vma.vm_end, end);
       npages = (next - addr) / PAGE_SIZE;
       p.svms.faulting_task = p.k.current;
-      const got = await amdgpu_hmm_range_get_pages(prange.notifier, addr, npages, readonly, owner);
+      const got = await amdgpu_hmm_range_get_pages(prange.notifier, addr, npages, readonly, owner, slab);
       p.svms.faulting_task = null;
       if (typeof got === "number") r = got === -EBUSY ? -EAGAIN : got;
       else range = got;
@@ -1172,7 +1211,7 @@ export async function svm_range_validate_and_map(
     }
     await svm_range_lock(prange);
     // The range is released whenever it was set up; an invalidation only turns success into -EAGAIN.
-    if (range && amdgpu_hmm_range_get_pages_done(range) && !r) r = -EAGAIN;
+    if (range && amdgpu_hmm_range_get_pages_done(range, slab) && !r) r = -EAGAIN;
     if (!r && !child_list_empty(prange)) r = -EAGAIN;
     if (!r) {
       const map_start_vma = Math.max(map_start, prange.start + offset);
