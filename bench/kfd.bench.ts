@@ -132,13 +132,18 @@ export async function run(): Promise<BenchResult[]> {
       for (let i = 0; i < nranges; i++) {
         await kmt.hsaKmtSVMSetAttr(c + 2 * i * PAGE, PAGE, 1, [{ type: HSA_SVM_ATTR_PREFERRED_LOC, value: 0 }]);
       }
+      // Best of three rounds: one call is tens of µs, so a busy host moves a single round a lot.
       const calls = 1000;
-      const t3 = performance.now();
-      for (let i = 0; i < calls; i++) {
-        await kmt.hsaKmtSVMSetAttr(c + 2 * ((i * 97) % nranges) * PAGE, PAGE, 1, [{ type: HSA_SVM_ATTR_GRANULARITY, value: i % 2 }]);
+      let best = Infinity;
+      for (let round = 0; round < 3; round++) {
+        const t3 = performance.now();
+        for (let i = 0; i < calls; i++) {
+          await kmt.hsaKmtSVMSetAttr(c + 2 * ((i * 97) % nranges) * PAGE, PAGE, 1, [{ type: HSA_SVM_ATTR_GRANULARITY, value: (i + round) % 2 }]);
+        }
+        best = Math.min(best, ((performance.now() - t3) / calls) * 1e3);
       }
-      out.push({ metric: `kfd_set_attr_${nranges}_ranges`, value: ((performance.now() - t3) / calls) * 1e3, unit: "µs/call host",
-        note: `${calls} calls on registered ranges` });
+      out.push({ metric: `kfd_set_attr_${nranges}_ranges`, value: best, unit: "µs/call host",
+        note: `best of 3 rounds of ${calls} calls on registered ranges` });
       await p.munmap(c, 2 * nranges * PAGE);
     }
     await kmt.hsaKmtCloseKFD();
