@@ -170,8 +170,9 @@ export class IhBlock {
       return;
     }
     ring.regs[off] = value;
-    ring.sync();
+    // The driver's rptr updates (one per drained burst) change nothing sync() decodes.
     if (off === mmIH_RB_RPTR - IH_BASE) this.rptr_moved(ring);
+    else ring.sync();
   }
 
   private ring_reg(reg: number): { ring: IhRing | null; off: number } {

@@ -66,6 +66,8 @@ interface sdma_queue {
   poll_attempts: number;
   /** When the packet being replayed first stalled on a retry fault (-1: not stalled). */
   stalled_since: number;
+  /** The doorbell index the queue answers (its DOORBELL/DOORBELL_OFFSET decoded), or -1. */
+  db_match: number;
 }
 
 /** Thrown by a translation that stalled on a retry fault; the packet replays later. */
@@ -118,7 +120,7 @@ export class SdmaEngine {
     /** Whether a fault in `vmid` may retry (context and SH_MEM_CONFIG of the VMID). */
     private readonly retry_allowed: (vmid: number) => boolean = () => false,
   ) {
-    const q = (id: number, base: number): sdma_queue => ({ id, base, rptr: 0, wptr: 0, ib: null, poll_attempts: 0, stalled_since: -1 });
+    const q = (id: number, base: number): sdma_queue => ({ id, base, rptr: 0, wptr: 0, ib: null, poll_attempts: 0, stalled_since: -1, db_match: -1 });
     this.queues = [q(-1, sdmaGFX_RB_CNTL), ...Array.from({ length: SDMA_RLC_QUEUES }, (_, i) => q(i, SDMA_RLC_BASE + SDMA_RLC_STRIDE * i))];
     this.timer = new timer_list(() => this.step(), `sdma${instance}`, "hw");
     this.regs[sdmaF32_CNTL] = REG_SET_FIELD(0, SDMA0_F32_CNTL__HALT, 1);
@@ -176,20 +178,6 @@ export class SdmaEngine {
   }
 
   reg_write(off: number, value: number): void {
-    this.reg_write_raw(off, value);
-    // The doorbell decode runs on every doorbell write of the device (IH rptr updates too):
-    // keep it a compare per queue.
-    for (let i = 0; i < this.queues.length; i++) {
-      const q = this.queues[i]!;
-      const on = REG_GET_FIELD(this.reg(q, sdmaRLC_DOORBELL), SDMA0_GFX_DOORBELL__ENABLE);
-      this.db_match[i] = on ? REG_GET_FIELD(this.reg(q, sdmaRLC_DOORBELL_OFFSET), SDMA0_GFX_DOORBELL_OFFSET__OFFSET) : -1;
-    }
-  }
-
-  /** Per queue, the doorbell index it answers, or -1 (doorbell disabled). */
-  private readonly db_match = new Int32Array(1 + SDMA_RLC_QUEUES).fill(-1);
-
-  private reg_write_raw(off: number, value: number): void {
     if (off < 0 || off >= SDMA_STRIDE) return;
     if (off === sdmaSTATUS_REG || off === sdmaDBG_PACKET_HEADER || off === sdmaDBG_PACKET_RPTR) return;
     const q = this.queue_of(off);
@@ -213,6 +201,12 @@ export class SdmaEngine {
           if (q.id >= 0) return;
       }
       this.regs[off] = value;
+      // The doorbell decode runs on every doorbell write of the device (IH rptr updates too):
+      // latch it as a compare when the queue's doorbell registers change.
+      if (off - q.base === sdmaRLC_DOORBELL || off - q.base === sdmaRLC_DOORBELL_OFFSET) {
+        const on = REG_GET_FIELD(this.reg(q, sdmaRLC_DOORBELL), SDMA0_GFX_DOORBELL__ENABLE);
+        q.db_match = on ? REG_GET_FIELD(this.reg(q, sdmaRLC_DOORBELL_OFFSET), SDMA0_GFX_DOORBELL_OFFSET__OFFSET) : -1;
+      }
       if (off - q.base === sdmaRLC_RB_CNTL && !was_enabled && this.enabled(q)) {
         // Enabling the ring clears a previous packet error; the queue restarts at rptr.
         this.clear_error(q);
@@ -231,9 +225,8 @@ export class SdmaEngine {
 
   /** A doorbell write: if it is one of this engine's queues' doorbells, the value is its new wptr (bytes). */
   doorbell(index: number, lo: number, hi: number): boolean {
-    for (let i = 0; i < this.queues.length; i++) {
-      if (this.db_match[i] !== index) continue;
-      const q = this.queues[i]!;
+    for (const q of this.queues) {
+      if (q.db_match !== index) continue;
       q.wptr = lo + hi * 2 ** 32;
       this.kick();
       return true;

@@ -13,26 +13,18 @@
 // - QueueTest needs 1024 concurrent wave slots; kemu's gfx90a reports one shader engine with one
 //   array (512), so it skips with upstream's reason, as upstream does on such a part.
 
-import { ASSERT_EQ, EXPECT_GT, FIXTURE, FIXTURE_VARIANT_ADD, SKIP, TEST_F, TH_LOG, kselftest } from "../../../tools/testing/selftests/kselftest_harness.ts";
+import { ASSERT_EQ, EXPECT_GT, SKIP, TEST_F, TH_LOG, kselftest } from "../../../tools/testing/selftests/kselftest_harness.ts";
 import { FAMILY_NV, HSAKMT_STATUS } from "../../../tools/hsakmt/hsakmttypes.ts";
 import type { HsaKmt } from "../../../tools/hsakmt/hsakmt.ts";
 import type { Process } from "../../../tools/runtime/process.ts";
 import {
-  GetSysMemSize, GetVramSize, PAGE_SIZE, RegisterSVMRange, SVMRangSetGranularity, gpu_id, kfd_counter, kfdtest_machine, kfdtest_open,
-  kfdtest_setup, kfdtest_teardown, machine_sleep, mmap_anon, node_props, type KfdtestSelf, type KfdtestVariant,
+  GetSysMemSize, GetVramSize, gpu_id, kfd_counter, kfdtest_fixture, kfdtest_open, type KfdtestSelf,
+  machine_sleep, mmap_anon, node_props, PAGE_SIZE, RegisterSVMRange, SVMRangSetGranularity,
 } from "./kfdtest_svm_util.ts";
 
 export const KFDSVMEvictTest = kselftest("KFDSVMEvictTest");
 
-const F = FIXTURE<KfdtestSelf, KfdtestVariant>(KFDSVMEvictTest, "KFDSVMEvictTest", {
-  self: () => ({}) as KfdtestSelf,
-  machine: kfdtest_machine,
-  setup: (self, v, md) => kfdtest_setup(self, v, md.machine),
-  teardown: (self) => kfdtest_teardown(self),
-});
-
-FIXTURE_VARIANT_ADD<KfdtestSelf, KfdtestVariant>(F, "xnack_off", { xnack: 0, gpus: 1 });
-FIXTURE_VARIANT_ADD<KfdtestSelf, KfdtestVariant>(F, "xnack_on", { xnack: 1, gpus: 1 });
+const F = kfdtest_fixture(KFDSVMEvictTest, "KFDSVMEvictTest", [1]);
 
 const N_PROCESSES = 2;
 /** Upstream's ALLOCATE_BUF_SIZE_MB is 64. */

@@ -21,8 +21,8 @@
 // VAHighAddr skips (no 57-bit GPU VA on gfx90a).
 
 import {
-  ASSERT_EQ, ASSERT_GE, ASSERT_TRUE, EXPECT_EQ, EXPECT_GE, EXPECT_GT, EXPECT_NE, EXPECT_TRUE, FIXTURE, FIXTURE_VARIANT_ADD,
-  SKIP, TEST_F, XFAIL_ADD, kselftest,
+  ASSERT_EQ, ASSERT_GE, ASSERT_TRUE, EXPECT_EQ, EXPECT_GE, EXPECT_GT, EXPECT_NE, EXPECT_TRUE, SKIP, TEST_F,
+  XFAIL_ADD, kselftest,
 } from "../../../tools/testing/selftests/kselftest_harness.ts";
 import { copyDwordIsa } from "../../../tools/hsakmt/dispatch.ts";
 import { sdma_copy_packets, sdma_fill_packets } from "../../../tools/hsakmt/sdma.ts";
@@ -43,25 +43,15 @@ import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../../../include/uapi/asm-gen
 import { O_CREAT, O_EXCL, O_RDONLY, O_RDWR } from "../../../include/uapi/asm-generic/fcntl.ts";
 import type { Process } from "../../../tools/runtime/process.ts";
 import {
-  GetSysMemSize, GetVramSize, HsaSVMRange, KFDTestLaunch, PAGE_SIZE, RegisterSVMRange, SVMRangeGetPrefetchNode,
-  SVMRangeMapInPlaceToNode, SVMRangeMapToNode, SVMRangePrefetchToNode, SVMRangSetGranularity, destroy_queue, dispatcher,
-  fill_dwords, first_mismatch, gpu_id, kfd_counter, kfdtest_machine, kfdtest_setup, kfdtest_teardown, mmap_anon,
-  node_props, read_dwords, sdma_queue, svm_ranges_of, vram_used_gpu, type KfdtestSelf, type KfdtestVariant,
+  destroy_queue, dispatcher, fill_dwords, first_mismatch, GetSysMemSize, GetVramSize, gpu_id, HsaSVMRange,
+  kfd_counter, kfdtest_fixture, KFDTestLaunch, type KfdtestSelf, mmap_anon, node_props, PAGE_SIZE,
+  read_dwords, RegisterSVMRange, sdma_queue, svm_ranges_of, SVMRangeGetPrefetchNode, SVMRangeMapInPlaceToNode,
+  SVMRangeMapToNode, SVMRangePrefetchToNode, SVMRangSetGranularity, vram_used_gpu,
 } from "./kfdtest_svm_util.ts";
 
 export const KFDSVMRangeTest = kselftest("KFDSVMRangeTest");
 
-const F = FIXTURE<KfdtestSelf, KfdtestVariant>(KFDSVMRangeTest, "KFDSVMRangeTest", {
-  self: () => ({}) as KfdtestSelf,
-  machine: kfdtest_machine,
-  setup: (self, v, md) => kfdtest_setup(self, v, md.machine),
-  teardown: (self) => kfdtest_teardown(self),
-});
-
-FIXTURE_VARIANT_ADD<KfdtestSelf, KfdtestVariant>(F, "xnack_off", { xnack: 0, gpus: 1 });
-FIXTURE_VARIANT_ADD<KfdtestSelf, KfdtestVariant>(F, "xnack_on", { xnack: 1, gpus: 1 });
-FIXTURE_VARIANT_ADD<KfdtestSelf, KfdtestVariant>(F, "xnack_off_2gpu", { xnack: 0, gpus: 2 });
-FIXTURE_VARIANT_ADD<KfdtestSelf, KfdtestVariant>(F, "xnack_on_2gpu", { xnack: 1, gpus: 2 });
+const F = kfdtest_fixture(KFDSVMRangeTest, "KFDSVMRangeTest", [1, 2]);
 
 const DEFAULT_FLAGS = HSA_SVM_FLAG_HOST_ACCESS | HSA_SVM_FLAG_COHERENT;
 

@@ -19,7 +19,9 @@ import {
   type HsaMemoryProperties, type HsaNodeProperties,
 } from "../../../tools/hsakmt/hsakmttypes.ts";
 import type { Process } from "../../../tools/runtime/process.ts";
-import { ASSERT_EQ, ASSERT_TRUE, EXPECT_EQ, SKIP, TH_LOG } from "../../../tools/testing/selftests/kselftest_harness.ts";
+import {
+  ASSERT_EQ, ASSERT_TRUE, EXPECT_EQ, FIXTURE, FIXTURE_VARIANT_ADD, SKIP, TH_LOG, type Fixture, type KselftestProgram,
+} from "../../../tools/testing/selftests/kselftest_harness.ts";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../include/uapi/asm-generic/mman.ts";
 import { kfd_module } from "./kfd_util.ts";
 import { kfd_lookup_process_by_mm, kfd_unref_process } from "../../../drivers/gpu/drm/amd/amdkfd/kfd_process.ts";
@@ -101,6 +103,23 @@ export async function kfdtest_open(machine: Machine, xnack: 0 | 1): Promise<{ pr
     if (st !== HSAKMT_STATUS.SUCCESS) TH_LOG(`hsaKmtSetXNACKMode(${xnack}) failed: ${st}`);
   }
   return { proc, kmt };
+}
+
+/**
+ * The fixture of a kfdtest suite (gtest's SetUp/TearDown): one variant per XNACK mode, for each
+ * GPU count in `gpus` (variants of 2 GPUs are named with a "_2gpu" suffix).
+ */
+export function kfdtest_fixture(program: KselftestProgram, name: string, gpus: ReadonlyArray<KfdtestVariant["gpus"]>): Fixture<KfdtestSelf, KfdtestVariant> {
+  const f = FIXTURE<KfdtestSelf, KfdtestVariant>(program, name, {
+    self: () => ({}) as KfdtestSelf,
+    machine: kfdtest_machine,
+    setup: (self, v, md) => kfdtest_setup(self, v, md.machine),
+    teardown: (self) => kfdtest_teardown(self),
+  });
+  for (const n of gpus) {
+    for (const xnack of [0, 1] as const) FIXTURE_VARIANT_ADD<KfdtestSelf, KfdtestVariant>(f, `xnack_${xnack ? "on" : "off"}${n > 1 ? `_${n}gpu` : ""}`, { xnack, gpus: n });
+  }
+  return f;
 }
 
 export async function kfdtest_setup(self: KfdtestSelf, v: KfdtestVariant, machine: Machine): Promise<void> {

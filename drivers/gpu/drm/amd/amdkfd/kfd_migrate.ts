@@ -14,7 +14,7 @@ import { EDEADLK, EFAULT, ENODEV, ENOMEM, ENOSPC, ESRCH } from "../../../../../i
 import {
   KFD_IOC_ALLOC_MEM_FLAGS_VRAM, KFD_MIGRATE_TRIGGER_PAGEFAULT_CPU, KFD_MIGRATE_TRIGGER_TTM_EVICTION,
 } from "../../../../../include/uapi/linux/kfd_ioctl.ts";
-import { MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_PRIVATE, is_zone_device_page, range_len } from "../../../../../include/linux/memremap.ts";
+import { MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_PRIVATE, is_zone_device_page, range_len, type dev_pagemap_ops } from "../../../../../include/linux/memremap.ts";
 import { zone_device_page_init } from "../../../../../mm/memremap.ts";
 import {
   MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM,
@@ -293,11 +293,11 @@ function svm_migrate_put_vram_page(adev: amdgpu_device, addr: number): void {
 }
 
 /** svm_migrate_page_free(): the last reference to a VRAM page went; drop its svm_bo reference. */
-function svm_migrate_page_free(kfd: amdkfd, p: page): void {
+function svm_migrate_page_free(p: page): void {
   using _ = ftrace(p.zone.zone_pgdat.k, "svm_migrate_page_free");
   const svm_bo = p.zone_device_data as svm_range_bo | null;
   p.zone_device_data = null;
-  if (svm_bo) svm_range_bo_unref_async(svm_bo, kfd.wqs);
+  if (svm_bo) svm_range_bo_unref_async(svm_bo);
 }
 
 // ---- SDMA copy through GART ---------------------------------------------------------------------
@@ -815,6 +815,11 @@ async function svm_migrate_to_ram_locked(p: kfd_process, mm: mm_struct, vmf: vm_
 
 // ---- the VRAM pagemap -----------------------------------------------------------------------------
 
+const svm_migrate_pgmap_ops: dev_pagemap_ops = {
+  page_free: svm_migrate_page_free,
+  migrate_to_ram: svm_migrate_to_ram,
+};
+
 /**
  * kgd2kfd_init_zone_device(): register the GPU's VRAM as device memory — COHERENT where the
  * ASIC's VRAM is CPU-coherent (connected to the CPU over XGMI), else PRIVATE in a free physical
@@ -832,10 +837,7 @@ export async function kgd2kfd_init_zone_device(kfd: amdkfd, adev: amdgpu_device)
   pgmap.range = { start: res.start, end: res.end };
   pgmap.type = MEMORY_DEVICE_PRIVATE;
   pgmap.nr_range = 1;
-  pgmap.ops = {
-    page_free: (p: page) => svm_migrate_page_free(kfd, p),
-    migrate_to_ram: (vmf: vm_fault) => svm_migrate_to_ram(vmf),
-  };
+  pgmap.ops = svm_migrate_pgmap_ops;
   pgmap.owner = SVM_ADEV_PGMAP_OWNER(adev);
   const r = await kfd.memremap.memremap_pages(pgmap, 0);
   if (r < 0) {

@@ -146,8 +146,6 @@ export class svm_range_bo {
   free_bo: (() => void) | null = null;
   /** The process mm (svm_bo->eviction_fence->mm in the kernel): the CPU fault path finds the process by it. */
   mm: mm_struct | null = null;
-  /** Where svm_range_bo_unref_async() queues release_work (the kernel's system workqueue). */
-  release_wq: { schedule_work(w: work_struct): boolean } | null = null;
 
   constructor(k: Kernel) {
     this.kref = new kref(k);
@@ -497,15 +495,14 @@ function svm_range_bo_release(svm_bo: svm_range_bo): void {
 function svm_range_bo_wq_release(r: kref): void {
   const svm_bo = svm_bo_of_kref.get(r)!;
   INIT_WORK(svm_bo.release_work, () => svm_range_bo_release(svm_bo), "svm_range_bo_wq_release");
-  svm_bo.release_wq!.schedule_work(svm_bo.release_work);
+  svm_bo.node!.kfd.amdkfd.wqs.schedule_work(svm_bo.release_work);
 }
 
 /**
  * svm_range_bo_unref_async(): the last put releases from a worker (page_free may hold mm
  * locks). Called for every freed VRAM page, so it allocates nothing unless it releases.
  */
-export function svm_range_bo_unref_async(svm_bo: svm_range_bo, amdkfd_wq: { schedule_work(w: work_struct): boolean }): void {
-  svm_bo.release_wq = amdkfd_wq;
+export function svm_range_bo_unref_async(svm_bo: svm_range_bo): void {
   kref_put(svm_bo.kref, svm_range_bo_wq_release);
 }
 
