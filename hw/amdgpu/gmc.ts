@@ -3,8 +3,9 @@
 // is the kernel context: its system aperture maps the frame buffer directly and its flat page
 // table is the GART. VMIDs 1-15 walk the GFX9 multi-level format (PDB2 → PDB1 → PDB0 → PTB, 9
 // index bits a level, PDEs marked PDE_PTE are huge pages) stored in VRAM (or system memory for
-// entries with the SYSTEM bit). Translations are cached in a TLB that only an invalidation
-// engine request flushes. A failed translation is either a retry fault (the access stalls, a
+// entries with the SYSTEM bit). Translations are cached in a set-associative TLB (typed arrays,
+// one generation number per VMID so a flush is O(1)) that only an invalidation engine request
+// flushes. A failed translation is either a retry fault (the access stalls, a
 // retry IV goes to the IH, the requester replays later) or a no-retry fault (the status and
 // address are latched in VM_L2_PROTECTION_FAULT_STATUS/ADDR, an IV is raised, and the access is
 // redirected to the default page so the requester can go on).
@@ -40,8 +41,10 @@ import { SOC15_IH_CLIENTID_UTCL2, SOC15_IH_CLIENTID_VMC } from "../../drivers/gp
 import { UTCL2_1_0__SRCID__FAULT, VMC_1_0__SRCID__VM_FAULT } from "../../drivers/gpu/drm/amd/include/ivsrcid/ivsrcid.ts";
 
 const PAGE = 4096;
-/** Per-VMID TLB capacity; the oldest entry goes first (deterministic FIFO). */
-export const TLB_ENTRIES_PER_VMID = 8192;
+/** Per-VMID TLB capacity: TLB_SETS sets of TLB_WAYS ways, the oldest way of a set goes first. */
+export const TLB_WAYS = 8;
+export const TLB_SETS = 1024;
+export const TLB_ENTRIES_PER_VMID = TLB_SETS * TLB_WAYS;
 
 export type GpuAccess = "read" | "write" | "exec";
 
@@ -73,13 +76,13 @@ export type XlateResult =
   | { kind: "fault"; phys: GpuPhys; span: number };
 
 const RETRY: XlateResult = Object.freeze({ kind: "retry" });
+/** A TLB entry's flag bit for a system-memory page (above the 12 PTE flag bits kept). */
+const TLB_SYS = 1 << 12;
 
 interface tlb_entry {
   phys_page: number;
   sys: boolean;
   flags: number;
-  /** Position in the VMID's replacement FIFO. */
-  slot?: number;
 }
 
 /** Why a walk failed; `cls` is the bit number of the context's matching interrupt-enable bit. */
@@ -110,10 +113,16 @@ export interface HubStats {
 
 export class VmHub {
   readonly regs = new Uint32Array(HUB_SIZE);
-  private readonly tlb: Map<number, tlb_entry>[] = Array.from({ length: 16 }, () => new Map());
-  /** Per VMID, the page of each TLB slot in insertion order (-1 = free); replaced first-in first-out. */
-  private readonly tlb_fifo: Float64Array[] = Array.from({ length: 16 }, () => new Float64Array(TLB_ENTRIES_PER_VMID).fill(-1));
-  private readonly tlb_head = new Int32Array(16);
+  // The TLB of all 16 VMIDs, entry (vmid, set, way) at (vmid * TLB_SETS + set) * TLB_WAYS + way.
+  // An entry is live while its generation is its VMID's: a flush bumps the VMID's generation.
+  private readonly tlb_vpn = new Float64Array(16 * TLB_ENTRIES_PER_VMID);
+  private readonly tlb_phys = new Float64Array(16 * TLB_ENTRIES_PER_VMID);
+  /** PTE flag bits (0xfff), plus TLB_SYS for a system-memory page. */
+  private readonly tlb_flags = new Int32Array(16 * TLB_ENTRIES_PER_VMID);
+  private readonly tlb_gen = new Uint32Array(16 * TLB_ENTRIES_PER_VMID);
+  private readonly vmid_gen = new Uint32Array(16).fill(1);
+  /** Per (vmid, set), the way the next insertion replaces. */
+  private readonly tlb_next = new Uint8Array(16 * TLB_SETS);
   /** Virtual time each invalidation engine's last request completes. */
   private readonly inv_done_at = new Float64Array(NUM_INVALIDATE_ENGINES);
   private readonly inv_mask = new Uint32Array(NUM_INVALIDATE_ENGINES);
@@ -204,9 +213,7 @@ export class VmHub {
   /** An invalidation engine request: drops the TLB entries of every VMID in the mask. */
   private invalidate(eng: number, req: number): void {
     const mask = REG_GET_FIELD(req, VM_INVALIDATE_ENG0_REQ__PER_VMID_INVALIDATE_REQ);
-    // The FIFO keeps its stale pages: tlb_insert() only evicts a page whose live entry still
-    // sits in that slot, so clearing the map is the whole flush (no 64 KiB refill per flush).
-    for (let v = 0; v < 16; v++) if (mask & (1 << v)) this.tlb[v]!.clear();
+    for (let v = 0; v < 16; v++) if (mask & (1 << v)) this.tlb_flush(v);
     this.stats.invalidations++;
     this.inv_mask[eng] = mask;
     this.inv_done_at[eng] = this.k.ktime_get() + this.cost.tlb_invalidate_ns;
@@ -248,18 +255,18 @@ export class VmHub {
     }
     const vpn = Math.floor(va / PAGE);
     const span = PAGE - (va % PAGE);
-    const map = this.tlb[r.vmid & 0xf]!;
-    let e = map.get(vpn);
-    if (e && this.permitted(e.flags, r.access)) {
+    const vmid = r.vmid & 0xf;
+    const hit = this.tlb_lookup(vmid, vpn);
+    if (hit >= 0 && this.permitted(this.tlb_flags[hit]!, r.access)) {
       this.stats.tlb_hits++;
-      return { kind: "ok", phys: { sys: e.sys, addr: e.phys_page + (va % PAGE) }, span };
+      return { kind: "ok", phys: { sys: (this.tlb_flags[hit]! & TLB_SYS) !== 0, addr: this.tlb_phys[hit]! + (va % PAGE) }, span };
     }
-    if (e) map.delete(vpn);
+    if (hit >= 0) this.tlb_gen[hit] = 0;
     this.stats.tlb_misses++;
-    const w = this.walk(r.vmid & 0xf, vpn);
+    const w = this.walk(vmid, vpn);
     if (w.ok && this.permitted(w.e.flags, r.access)) {
-      e = w.e;
-      this.tlb_insert(r.vmid & 0xf, vpn, e);
+      const e = w.e;
+      this.tlb_insert(vmid, vpn, e);
       return { kind: "ok", phys: { sys: e.sys, addr: e.phys_page + (va % PAGE) }, span };
     }
     // An invalid entry on the way (PDE or PTE) reports VALID plus the kind of access.
@@ -267,17 +274,38 @@ export class VmHub {
     return this.fault(r, w, w.walker === WALKER_ERROR_RANGE ? w.perm : PERM_FAULT_VALID | perm_bit(r.access));
   }
 
-  /** Caches a translation, pushing out the oldest entry of the VMID when all slots are used. */
+  /** Drops every entry of `vmid`; a generation that wraps clears the entries instead. */
+  private tlb_flush(vmid: number): void {
+    if (++this.vmid_gen[vmid]! !== 0) return;
+    this.tlb_gen.fill(0, vmid * TLB_ENTRIES_PER_VMID, (vmid + 1) * TLB_ENTRIES_PER_VMID);
+    this.vmid_gen[vmid] = 1;
+  }
+
+  /** First entry index of the set `vpn` maps to in `vmid`'s TLB. */
+  private tlb_set(vmid: number, vpn: number): number {
+    return (vmid * TLB_SETS + (vpn - Math.floor(vpn / TLB_SETS) * TLB_SETS)) * TLB_WAYS;
+  }
+
+  /** Index of `vpn`'s live entry in `vmid`'s TLB, or -1. */
+  private tlb_lookup(vmid: number, vpn: number): number {
+    const base = this.tlb_set(vmid, vpn);
+    const gen = this.vmid_gen[vmid]!;
+    for (let i = base; i < base + TLB_WAYS; i++) {
+      if (this.tlb_vpn[i] === vpn && this.tlb_gen[i] === gen) return i;
+    }
+    return -1;
+  }
+
+  /** Caches a translation in the set's oldest way (first in, first out within a set). */
   private tlb_insert(vmid: number, vpn: number, e: tlb_entry): void {
-    const map = this.tlb[vmid]!;
-    const fifo = this.tlb_fifo[vmid]!;
-    const slot = this.tlb_head[vmid]!;
-    const old = fifo[slot]!;
-    if (old >= 0 && map.get(old)?.slot === slot) map.delete(old);
-    fifo[slot] = vpn;
-    e.slot = slot;
-    map.set(vpn, e);
-    this.tlb_head[vmid] = (slot + 1) % TLB_ENTRIES_PER_VMID;
+    const set = this.tlb_set(vmid, vpn) / TLB_WAYS;
+    const way = this.tlb_next[set]!;
+    const i = set * TLB_WAYS + way;
+    this.tlb_vpn[i] = vpn;
+    this.tlb_phys[i] = e.phys_page;
+    this.tlb_flags[i] = e.flags | (e.sys ? TLB_SYS : 0);
+    this.tlb_gen[i] = this.vmid_gen[vmid]!;
+    this.tlb_next[set] = (way + 1) % TLB_WAYS;
   }
 
   private permitted(flags: number, access: GpuAccess): boolean {
@@ -403,7 +431,11 @@ export class VmHub {
 
   /** Number of cached translations of a VMID (tests and debugfs). */
   tlb_size(vmid: number): number {
-    return this.tlb[vmid & 0xf]!.size;
+    const v = vmid & 0xf;
+    const gen = this.vmid_gen[v]!;
+    let n = 0;
+    for (let i = v * TLB_ENTRIES_PER_VMID; i < (v + 1) * TLB_ENTRIES_PER_VMID; i++) if (this.tlb_gen[i] === gen) n++;
+    return n;
   }
 
 }

@@ -92,6 +92,13 @@ export interface SdmaStats {
 /** cost: done, next packet after `cost` ns; wait: retry this packet later; stall: wait for more dwords. */
 type exec_result = { cost: number } | { wait: number } | { error: string } | { stall: true };
 
+/** The translation that ended a copy side's last run: the next run starts with it. */
+interface xlate_ahead {
+  va: number;
+  phys: GpuPhys | null;
+  span: number;
+}
+
 export class SdmaEngine {
   readonly regs = new Uint32Array(SDMA_STRIDE);
   /** queues[0] is the GFX (kernel) queue, queues[1 + i] RLC queue i. */
@@ -447,17 +454,19 @@ export class SdmaEngine {
     const dst = d[5]! + d[6]! * 2 ** 32;
     // Translate each side only when its current physically contiguous run is used up.
     let done = 0;
-    let s = this.xlate_run(q, vmid, src, "read", bytes);
-    let t = this.xlate_run(q, vmid, dst, "write", bytes);
+    const s_ahead: xlate_ahead = { va: -1, phys: null, span: 0 };
+    const t_ahead: xlate_ahead = { va: -1, phys: null, span: 0 };
+    let s = this.xlate_run(q, vmid, src, "read", bytes, s_ahead);
+    let t = this.xlate_run(q, vmid, dst, "write", bytes, t_ahead);
     let s_used = 0;
     let t_used = 0;
     while (done < bytes) {
       if (s_used === s.span) {
-        s = this.xlate_run(q, vmid, src + done, "read", bytes - done);
+        s = this.xlate_run(q, vmid, src + done, "read", bytes - done, s_ahead);
         s_used = 0;
       }
       if (t_used === t.span) {
-        t = this.xlate_run(q, vmid, dst + done, "write", bytes - done);
+        t = this.xlate_run(q, vmid, dst + done, "write", bytes - done, t_ahead);
         t_used = 0;
       }
       const n = Math.min(bytes - done, s.span - s_used, t.span - t_used);
@@ -581,14 +590,21 @@ export class SdmaEngine {
 
   /**
    * Translates `va` and the pages after it while they stay physically contiguous (up to `want`
-   * bytes), so a copy moves each run with one memory operation. Every page is still translated.
+   * bytes), so a copy moves each run with one memory operation. Every page is translated once:
+   * the page that ended a run is kept in `ahead` and starts the next one.
    */
-  private xlate_run(q: sdma_queue, vmid: number, va: number, access: GpuAccess, want: number): { phys: GpuPhys; span: number } {
-    const first = this.xlate(q, vmid, va, access);
+  private xlate_run(q: sdma_queue, vmid: number, va: number, access: GpuAccess, want: number, ahead: xlate_ahead): { phys: GpuPhys; span: number } {
+    const first = ahead.va === va && ahead.phys ? { phys: ahead.phys, span: ahead.span } : this.xlate(q, vmid, va, access);
+    ahead.va = -1;
     let span = first.span;
     while (span < want) {
       const next = this.xlate(q, vmid, va + span, access);
-      if (next.phys.sys !== first.phys.sys || next.phys.addr !== first.phys.addr + span) break;
+      if (next.phys.sys !== first.phys.sys || next.phys.addr !== first.phys.addr + span) {
+        ahead.va = va + span;
+        ahead.phys = next.phys;
+        ahead.span = next.span;
+        break;
+      }
       span += next.span;
     }
     return span === first.span ? first : { phys: first.phys, span };

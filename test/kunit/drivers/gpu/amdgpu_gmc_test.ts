@@ -1,5 +1,6 @@
 // KUnit suite for the GPU VM path: the retry-fault filter (window, duplicates, expiry), a GPU
-// access through a stale TLB entry (old data until the flush), retry faults that stall a wave
+// access through a stale TLB entry (old data until the flush or until set conflicts push it
+// out), retry faults that stall a wave
 // and replay once KFD's hook maps the page (through IH ring 1 on gfx90a, through the software
 // ring on navi10), XNACK-off faults reported with the decoded VM_L2_PROTECTION_FAULT_STATUS,
 // and an unserved retry fault turning into a no-retry fault.
@@ -16,10 +17,13 @@ import { amdgpu_amdkfd_register_kfd, amdgpu_amdkfd_unregister_kfd, type kgd2kfd_
 import type { kfd_dev } from "../../../../drivers/gpu/drm/amd/amdkfd/kfd_priv.ts";
 import { global_load_dword, global_load_dwordx2, global_store_dword, s_endpgm, SREG_KERNARG } from "../../../../hw/amdgpu/isa.ts";
 import { SOC15_IH_CLIENTID_UTCL2 } from "../../../../drivers/gpu/drm/amd/include/soc15_ih_clientid.ts";
+import { TLB_SETS, TLB_WAYS } from "../../../../hw/amdgpu/gmc.ts";
 import { ComputeCtx, RW, get_adev, get_gpu_hw, gpu_machine, kernel_bo, MiB, CTRL_VA } from "./amdgpu_harness.ts";
 
 const A_VA = 0x4000_0000;
 const B_VA = 0x4100_0000;
+/** A page of a TLB set no other mapping of these tests uses (set 5: not 4 MiB-aligned). */
+const C_VA = 0x5000_5000;
 
 /** s4 = kernarg[0], s5 = kernarg[1]; *s5 = *s4 (one dword). */
 function copy_dword_program(c: ComputeCtx): number {
@@ -123,6 +127,43 @@ async function stale_tlb_until_flush(test: kunit): Promise<void> {
   KUNIT_EXPECT_EQ(test, out.cpu.rd32(0), 0x2222, "after the flush: new page");
 }
 
+/**
+ * The TLB is set-associative: TLB_WAYS more pages of the same set (page numbers TLB_SETS apart)
+ * push the oldest entry out, so a PTE rewritten without a flush shows through for that page,
+ * while one page fewer leaves it cached (stale).
+ */
+async function tlb_set_conflict_evicts_oldest(test: kunit): Promise<void> {
+  const adev = get_adev(test);
+  const c = await ComputeCtx.create(test, adev, {});
+  const a = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_VRAM);
+  const b = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_VRAM);
+  const out = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_GTT);
+  a.cpu.wr32(0, 0x1111);
+  b.cpu.wr32(0, 0x2222);
+  KUNIT_ASSERT_EQ(test, await c.map(B_VA, out.bo, RW), 0);
+  const prog = copy_dword_program(c);
+  // The set's pages sit 4 MiB apart from C_VA up, clear of A_VA and B_VA.
+  const stride = TLB_SETS * 4096;
+  const read_at = async (va: number): Promise<number> => {
+    KUNIT_ASSERT_TRUE(test, await c.run(prog, [va, B_VA]));
+    return out.cpu.rd32(0);
+  };
+  for (const others of [TLB_WAYS - 1, TLB_WAYS]) {
+    KUNIT_ASSERT_EQ(test, await c.map(C_VA, a.bo, RW), 0);
+    amdgpu_vm_flush_compute_tlb(adev, c.vm, 0);
+    KUNIT_EXPECT_EQ(test, await read_at(C_VA), 0x1111);
+    for (let i = 1; i <= others; i++) {
+      const filler = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_VRAM);
+      // No flush: that would drop C_VA's entry too (a never-cached page needs none).
+      KUNIT_ASSERT_EQ(test, await c.map(C_VA + i * stride, filler.bo, RW, false), 0);
+      await read_at(C_VA + i * stride);
+    }
+    KUNIT_ASSERT_EQ(test, await c.map(C_VA, b.bo, RW, false), 0);
+    KUNIT_EXPECT_EQ(test, await read_at(C_VA), others < TLB_WAYS ? 0x1111 : 0x2222,
+      `${others} other pages of the set: ${others < TLB_WAYS ? "still cached (stale)" : "evicted, walked again"}`);
+  }
+}
+
 // ---- retry faults -----------------------------------------------------------------------------
 
 /**
@@ -208,6 +249,7 @@ export const amdgpu_gmc_test_suite: kunit_suite = {
     KUNIT_CASE(fault_filter_window),
     KUNIT_CASE(fault_filter_drops_repeats),
     KUNIT_CASE(stale_tlb_until_flush),
+    KUNIT_CASE(tlb_set_conflict_evicts_oldest),
     KUNIT_CASE(retry_fault_stall_and_replay),
     KUNIT_CASE(noretry_fault_logged),
     KUNIT_CASE(unserved_retry_becomes_noretry),
