@@ -10,7 +10,7 @@ import {
   KUNIT_EXPECT_GE, KUNIT_EXPECT_TRUE, kunit_add_action, type kunit, type kunit_suite,
 } from "../../../../lib/kunit/test.ts";
 import type { amdgpu_device } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu.ts";
-import { AMDGPU_GEM_DOMAIN_GTT, AMDGPU_GEM_DOMAIN_VRAM } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_object.ts";
+import { AMDGPU_GEM_DOMAIN_GTT, AMDGPU_GEM_DOMAIN_VRAM, type amdgpu_bo } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_object.ts";
 import { amdgpu_gmc_filter_faults, AMDGPU_GMC_FAULT_TIMEOUT } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_gmc.ts";
 import { amdgpu_vm_flush_compute_tlb } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_vm.ts";
 import { amdgpu_amdkfd_register_kfd, amdgpu_amdkfd_unregister_kfd, type kgd2kfd_calls } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd.ts";
@@ -104,8 +104,11 @@ async function fault_filter_drops_repeats(test: kunit): Promise<void> {
 
 // ---- TLB ----------------------------------------------------------------------------------
 
-/** A PTE rewritten without a flush keeps translating to the old page until the TLB flush. */
-async function stale_tlb_until_flush(test: kunit): Promise<void> {
+/**
+ * Two VRAM pages holding 0x1111 (a) and 0x2222 (b), the copy program, and `read_at(va)`: the
+ * dword the GPU reads at `va`, through the output page mapped at B_VA.
+ */
+async function tlb_fixture(test: kunit): Promise<{ c: ComputeCtx; a: amdgpu_bo; b: amdgpu_bo; read_at: (va: number) => Promise<number> }> {
   const adev = get_adev(test);
   const c = await ComputeCtx.create(test, adev, {});
   const a = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_VRAM);
@@ -113,18 +116,26 @@ async function stale_tlb_until_flush(test: kunit): Promise<void> {
   const out = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_GTT);
   a.cpu.wr32(0, 0x1111);
   b.cpu.wr32(0, 0x2222);
-  KUNIT_ASSERT_EQ(test, await c.map(A_VA, a.bo, RW), 0);
   KUNIT_ASSERT_EQ(test, await c.map(B_VA, out.bo, RW), 0);
   const prog = copy_dword_program(c);
-  KUNIT_ASSERT_TRUE(test, await c.run(prog, [A_VA, B_VA]));
-  KUNIT_EXPECT_EQ(test, out.cpu.rd32(0), 0x1111);
+  const read_at = async (va: number): Promise<number> => {
+    KUNIT_ASSERT_TRUE(test, await c.run(prog, [va, B_VA]));
+    return out.cpu.rd32(0);
+  };
+  return { c, a: a.bo, b: b.bo, read_at };
+}
+
+/** A PTE rewritten without a flush keeps translating to the old page until the TLB flush. */
+async function stale_tlb_until_flush(test: kunit): Promise<void> {
+  const adev = get_adev(test);
+  const { c, a, b, read_at } = await tlb_fixture(test);
+  KUNIT_ASSERT_EQ(test, await c.map(A_VA, a, RW), 0);
+  KUNIT_EXPECT_EQ(test, await read_at(A_VA), 0x1111);
   // Remap A_VA to b without flushing: the GPU still uses the cached translation.
-  KUNIT_ASSERT_EQ(test, await c.map(A_VA, b.bo, RW, false), 0);
-  KUNIT_ASSERT_TRUE(test, await c.run(prog, [A_VA, B_VA]));
-  KUNIT_EXPECT_EQ(test, out.cpu.rd32(0), 0x1111, "stale TLB entry: old page");
+  KUNIT_ASSERT_EQ(test, await c.map(A_VA, b, RW, false), 0);
+  KUNIT_EXPECT_EQ(test, await read_at(A_VA), 0x1111, "stale TLB entry: old page");
   amdgpu_vm_flush_compute_tlb(adev, c.vm, 0);
-  KUNIT_ASSERT_TRUE(test, await c.run(prog, [A_VA, B_VA]));
-  KUNIT_EXPECT_EQ(test, out.cpu.rd32(0), 0x2222, "after the flush: new page");
+  KUNIT_EXPECT_EQ(test, await read_at(A_VA), 0x2222, "after the flush: new page");
 }
 
 /**
@@ -134,22 +145,11 @@ async function stale_tlb_until_flush(test: kunit): Promise<void> {
  */
 async function tlb_set_conflict_evicts_oldest(test: kunit): Promise<void> {
   const adev = get_adev(test);
-  const c = await ComputeCtx.create(test, adev, {});
-  const a = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_VRAM);
-  const b = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_VRAM);
-  const out = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_GTT);
-  a.cpu.wr32(0, 0x1111);
-  b.cpu.wr32(0, 0x2222);
-  KUNIT_ASSERT_EQ(test, await c.map(B_VA, out.bo, RW), 0);
-  const prog = copy_dword_program(c);
+  const { c, a, b, read_at } = await tlb_fixture(test);
   // The set's pages sit 4 MiB apart from C_VA up, clear of A_VA and B_VA.
   const stride = TLB_SETS * 4096;
-  const read_at = async (va: number): Promise<number> => {
-    KUNIT_ASSERT_TRUE(test, await c.run(prog, [va, B_VA]));
-    return out.cpu.rd32(0);
-  };
   for (const others of [TLB_WAYS - 1, TLB_WAYS]) {
-    KUNIT_ASSERT_EQ(test, await c.map(C_VA, a.bo, RW), 0);
+    KUNIT_ASSERT_EQ(test, await c.map(C_VA, a, RW), 0);
     amdgpu_vm_flush_compute_tlb(adev, c.vm, 0);
     KUNIT_EXPECT_EQ(test, await read_at(C_VA), 0x1111);
     for (let i = 1; i <= others; i++) {
@@ -158,7 +158,7 @@ async function tlb_set_conflict_evicts_oldest(test: kunit): Promise<void> {
       KUNIT_ASSERT_EQ(test, await c.map(C_VA + i * stride, filler.bo, RW, false), 0);
       await read_at(C_VA + i * stride);
     }
-    KUNIT_ASSERT_EQ(test, await c.map(C_VA, b.bo, RW, false), 0);
+    KUNIT_ASSERT_EQ(test, await c.map(C_VA, b, RW, false), 0);
     KUNIT_EXPECT_EQ(test, await read_at(C_VA), others < TLB_WAYS ? 0x1111 : 0x2222,
       `${others} other pages of the set: ${others < TLB_WAYS ? "still cached (stale)" : "evicted, walked again"}`);
   }
