@@ -10,6 +10,14 @@
 // instruction fetch, loads, stores, atomics, copies, signal updates — goes through the GFXHUB
 // (UTCL2) in the queue's VMID: a retry fault stalls the queue and replays the access after the
 // retry interval or when the VMID's TLB is invalidated; a no-retry fault goes to the default page.
+//
+// CP_HQD_DEQUEUE_REQUEST takes the driver's dequeue type. RESET_WAVES discards the wave and
+// dispatch in flight. SAVE_WAVES writes them (dispatch progress, the wave's pc, scalar registers,
+// partial copy progress and retry-stall state) into the queue's context save area through its
+// VMID, and the next activation restores them and carries on mid-dispatch (kemu's save layout:
+// docs/amdgpu.md, "Queue preemption"). DRAIN_PIPE stops launching workgroups, lets the wave in
+// flight finish and keeps the workgroup the dispatch resumes from in COMPUTE_RESTART_X. A queue
+// without a save area that is asked to save drains instead.
 
 import type { Kernel } from "../../kernel/kernel.ts";
 import { timer_list } from "../../kernel/time/timer.ts";
@@ -30,6 +38,9 @@ import {
   mmCP_HQD_PQ_RPTR_REPORT_ADDR, mmCP_HQD_PQ_RPTR_REPORT_ADDR_HI, mmCP_HQD_PQ_WPTR_HI, mmCP_HQD_PQ_WPTR_LO,
   mmCP_HQD_PQ_WPTR_POLL_ADDR, mmCP_HQD_PQ_WPTR_POLL_ADDR_HI,
   mmCP_HQD_STATUS0, mmCP_HQD_VMID, mmCP_MEC_CNTL, mmSH_MEM_BASES, mmSH_MEM_CONFIG,
+  CP_HQD_PERSISTENT_STATE__QSWITCH_MODE, DRAIN_PIPE, NO_ACTION, RESET_WAVES, SAVE_WAVES, mmCOMPUTE_RESTART_X,
+  mmCP_HQD_CNTL_STACK_OFFSET, mmCP_HQD_CNTL_STACK_SIZE, mmCP_HQD_CTX_SAVE_BASE_ADDR_HI, mmCP_HQD_CTX_SAVE_BASE_ADDR_LO,
+  mmCP_HQD_CTX_SAVE_SIZE, mmCP_HQD_PERSISTENT_STATE, mmCP_HQD_WG_STATE_OFFSET,
 } from "../../drivers/gpu/drm/amd/include/asic_reg/kemu_gpu_regs.ts";
 import { SOC15_IH_CLIENTID_GRBM_CP, SOC15_IH_CLIENTID_SE0SH } from "../../drivers/gpu/drm/amd/include/soc15_ih_clientid.ts";
 import { GFX_9_0__SRCID__CP_EOP_INTERRUPT, GFX_9_0__SRCID__SQ_INTERRUPT_ID } from "../../drivers/gpu/drm/amd/include/ivsrcid/ivsrcid.ts";
@@ -46,8 +57,19 @@ const WRITES_D = new Set<number>([Op.S_MOV_B64, Op.S_MOV, Op.S_ADD, Op.S_ADDI, O
 
 /** Longest stretch of virtual time a queue runs before yielding to other hardware events. */
 const QUANTUM_NS = 10_000;
-const HQD_REGS = 0x10;
+const HQD_REGS = 0x20;
 const HQD_REG_BASE = mmCP_HQD_ACTIVE;
+
+/** kemu's context save layout, version 1 (docs/amdgpu.md): "KCWS" opens the control-stack record. */
+export const CTX_SAVE_MAGIC = 0x5357434b;
+export const CTX_SAVE_VERSION = 1;
+/** The control-stack record (the dispatch), pushed just below the top of the control stack. */
+export const CTX_CTL_BYTES = 64;
+/** The wave record at the start of the workgroup state: header words, then the scalar registers. */
+export const CTX_WAVE_BYTES = 32 + NUM_SREGS * 8;
+/** Control-stack record flag: a wave record was saved with the dispatch. */
+export const CTX_FLAG_WAVE = 1;
+const ACCESS_CODE: readonly GpuAccess[] = ["read", "write", "exec"];
 
 /** GRBM_GFX_CNTL selection for the banked registers. */
 export interface GrbmSelect {
@@ -84,6 +106,11 @@ export interface HqdStats {
   waves: number;
   instructions: number;
   retry_stalls: number;
+  /** Dequeues that saved a dispatch in flight to the save area, and activations that restored one. */
+  ctx_saves: number;
+  ctx_restores: number;
+  /** Dequeues that drained a dispatch in flight (its remainder kept in COMPUTE_RESTART_X). */
+  drains: number;
 }
 
 export class Hqd {
@@ -100,9 +127,13 @@ export class Hqd {
   private stalled_page = -1;
   private stalled_access: GpuAccess = "read";
   private force_noretry = false;
-  /** Set when the queue stopped on an error (illegal instruction, bad packet). */
+  /** DRAIN_PIPE in progress: no new workgroups; the queue goes inactive when the wave ends. */
+  private draining = false;
+  /** Activated with a saved context in its save area: restore it before anything else. */
+  private restore_pending = false;
+  /** Set when the queue stopped on an error (illegal instruction, bad packet, context save/restore fault). */
   error = "";
-  readonly stats: HqdStats = { dispatches: 0, waves: 0, instructions: 0, retry_stalls: 0 };
+  readonly stats: HqdStats = { dispatches: 0, waves: 0, instructions: 0, retry_stalls: 0, ctx_saves: 0, ctx_restores: 0, drains: 0 };
   private readonly timer: timer_list;
   private readonly pkt = new Uint32Array(AQL_PACKET_BYTES / 4);
   private readonly ins = new Uint32Array(INSTR_BYTES / 4);
@@ -164,7 +195,7 @@ export class Hqd {
   private write_reg_raw(r: number, v: number): void {
     const was = this.active;
     if (r === mmCP_HQD_DEQUEUE_REQUEST) {
-      if (v & 1) this.regs[mmCP_HQD_ACTIVE - HQD_REG_BASE] = 0;
+      this.dequeue(v);
       return;
     }
     if (r === mmCP_HQD_STATUS0) return;
@@ -176,17 +207,61 @@ export class Hqd {
     if (r === mmCP_HQD_PQ_WPTR_HI) this.wptr = (this.wptr % 2 ** 32) + v * 2 ** 32;
     this.regs[r - HQD_REG_BASE] = v;
     if (r === mmCP_HQD_ACTIVE && !was && this.active) {
-      // A dequeue left whatever was in flight on the pipe (no context save is modelled): the
-      // queue loaded now starts at its read index, not inside the previous queue's dispatch.
-      this.wave = null;
-      this.dispatch = null;
-      this.stalled_since = -1;
-      this.stalled_page = -1;
-      this.force_noretry = false;
+      // Nothing on the pipe belongs to the queue loaded now: it starts at its read index, or
+      // inside the dispatch its own save area holds.
+      this.discard();
       this.error = "";
+      this.restore_pending = this.has_saved_context();
       this.poll_wptr = this.wptr_poll_addr !== 0;
       this.kick(0);
     }
+  }
+
+  /** Forgets the wave and dispatch in flight and any retry stall. */
+  private discard(): void {
+    this.wave = null;
+    this.dispatch = null;
+    this.draining = false;
+    this.stalled_since = -1;
+    this.stalled_page = -1;
+    this.force_noretry = false;
+  }
+
+  private deactivate(): void {
+    this.regs[mmCP_HQD_ACTIVE - HQD_REG_BASE] = 0;
+    this.db_match = -1;
+  }
+
+  /**
+   * CP_HQD_DEQUEUE_REQUEST. A queue with nothing in flight (or stopped on an error, or whose
+   * saved context was not restored yet) goes inactive at once, whatever the type.
+   */
+  private dequeue(type: number): void {
+    if (!this.active || type === NO_ACTION) return;
+    if (type === RESET_WAVES) {
+      this.discard();
+      this.reset_ctx_stack();
+      this.reg_set(mmCOMPUTE_RESTART_X, 0);
+      this.deactivate();
+    } else if (this.error || this.restore_pending || (!this.wave && !this.dispatch)) {
+      this.deactivate();
+    } else if (type === SAVE_WAVES && this.save_area_fits()) {
+      this.save_context();
+    } else if (type === SAVE_WAVES || type === DRAIN_PIPE) {
+      this.draining = true;
+      this.kick(0);
+    }
+  }
+
+  /** The end of a drain: the dispatch's undispatched workgroups wait in COMPUTE_RESTART_X. */
+  private finish_drain(): step {
+    if (this.dispatch) {
+      this.reg_set(mmCOMPUTE_RESTART_X, this.dispatch.next_wg);
+      this.stats.drains++;
+    }
+    this.discard();
+    this.deactivate();
+    return { cost: -1 };
   }
 
   doorbell(lo: number, hi: number): void {
@@ -248,7 +323,9 @@ export class Hqd {
 
   /** One unit of work; cost -1 means nothing to do. */
   private step(): step {
+    if (this.restore_pending) return this.restore_context();
     if (this.poll_wptr) return this.poll_write_index();
+    if (this.draining && !this.wave) return this.finish_drain();
     if (this.wave) return this.wave_step(this.wave);
     if (this.dispatch) return this.dispatch_step(this.dispatch);
     if (this.rptr >= this.wptr) return { cost: -1 };
@@ -265,14 +342,18 @@ export class Hqd {
     if (type !== HSA_PACKET_TYPE_KERNEL_DISPATCH) return { error: `AQL packet type ${type} at read index ${this.rptr} is not executable` };
     const wg_size = (p[1]! & 0xffff) || 1;
     const grid = p[3]!;
+    // A drained dispatch resumes at its restart workgroup; the restart point is used up.
+    const restart = this.reg(mmCOMPUTE_RESTART_X);
+    this.reg_set(mmCOMPUTE_RESTART_X, 0);
+    const n_wg = Math.ceil(grid / wg_size);
     this.dispatch = {
       header: p[0]!, wg_size, grid,
       kernel_object: p[8]! + p[9]! * 2 ** 32,
       kernarg: p[10]! + p[11]! * 2 ** 32,
       signal: p[14]! + p[15]! * 2 ** 32,
-      n_wg: Math.ceil(grid / wg_size), next_wg: 0,
+      n_wg, next_wg: Math.min(restart, n_wg),
     };
-    this.stats.dispatches++;
+    if (!restart) this.stats.dispatches++;
     return { cost: this.cp.cost.shader_instruction_ns };
   }
 
@@ -470,6 +551,145 @@ export class Hqd {
     this.running = false;
   }
 
+  // ---- context save / restore (CWSR) ----------------------------------------------------------
+
+  private reg_set(r: number, v: number): void {
+    this.regs[r - HQD_REG_BASE] = v;
+  }
+
+  private get ctx_base(): number {
+    return this.reg(mmCP_HQD_CTX_SAVE_BASE_ADDR_LO) + this.reg(mmCP_HQD_CTX_SAVE_BASE_ADDR_HI) * 2 ** 32;
+  }
+
+  private get qswitch(): boolean {
+    return REG_GET_FIELD(this.reg(mmCP_HQD_PERSISTENT_STATE), CP_HQD_PERSISTENT_STATE__QSWITCH_MODE) === 1;
+  }
+
+  /** The control stack holds a record: the save area has a context to restore. */
+  private has_saved_context(): boolean {
+    return this.qswitch && this.reg(mmCP_HQD_CNTL_STACK_OFFSET) < this.reg(mmCP_HQD_CNTL_STACK_SIZE);
+  }
+
+  /** An empty save area with room for a control-stack record and a wave record. */
+  private save_area_fits(): boolean {
+    const stack = this.reg(mmCP_HQD_CNTL_STACK_SIZE);
+    return this.qswitch && this.ctx_base !== 0 && stack >= CTX_CTL_BYTES && this.reg(mmCP_HQD_CTX_SAVE_SIZE) >= stack + CTX_WAVE_BYTES &&
+      this.reg(mmCP_HQD_CNTL_STACK_OFFSET) === stack && this.reg(mmCP_HQD_WG_STATE_OFFSET) === stack;
+  }
+
+  /** Both stacks empty: the control stack's offset at its top, workgroup state right after it. */
+  private reset_ctx_stack(): void {
+    this.reg_set(mmCP_HQD_CNTL_STACK_OFFSET, this.reg(mmCP_HQD_CNTL_STACK_SIZE));
+    this.reg_set(mmCP_HQD_WG_STATE_OFFSET, this.reg(mmCP_HQD_CNTL_STACK_SIZE));
+  }
+
+  /**
+   * SAVE_WAVES: the dispatch goes on the control stack, the wave into the workgroup state, the
+   * offsets move and the queue goes inactive. A save that faults cannot complete: the queue
+   * stops on the error and stays active, so the driver's dequeue times out.
+   */
+  private save_context(): void {
+    const d = this.dispatch!;
+    const w = this.wave;
+    const stack = this.reg(mmCP_HQD_CNTL_STACK_SIZE);
+    const ctl = this.encode_dispatch(d, w ? CTX_FLAG_WAVE : 0);
+    const ok = this.ctx_xfer(this.ctx_base + stack - CTX_CTL_BYTES, ctl, "write") &&
+      (!w || this.ctx_xfer(this.ctx_base + stack, this.encode_wave(w), "write"));
+    this.discard();
+    if (!ok) {
+      this.error = `context save to 0x${this.ctx_base.toString(16)} faulted`;
+      return;
+    }
+    this.reg_set(mmCP_HQD_CNTL_STACK_OFFSET, stack - CTX_CTL_BYTES);
+    this.reg_set(mmCP_HQD_WG_STATE_OFFSET, stack + (w ? CTX_WAVE_BYTES : 0));
+    this.stats.ctx_saves++;
+    this.deactivate();
+  }
+
+  private encode_dispatch(d: dispatch_state, flags: number): Uint8Array {
+    const b = new Uint8Array(CTX_CTL_BYTES);
+    const dv = new DataView(b.buffer);
+    const words = [CTX_SAVE_MAGIC, CTX_SAVE_VERSION, flags, d.header, d.wg_size, d.grid];
+    words.forEach((v, i) => dv.setUint32(i * 4, v, true));
+    [d.kernel_object, d.kernarg, d.signal].forEach((v, i) => put64(dv, 24 + i * 8, v));
+    dv.setUint32(48, d.n_wg, true);
+    dv.setUint32(52, d.next_wg, true);
+    return b;
+  }
+
+  private encode_wave(w: wave_state): Uint8Array {
+    const b = new Uint8Array(CTX_WAVE_BYTES);
+    const dv = new DataView(b.buffer);
+    put64(dv, 0, w.pc);
+    dv.setUint32(8, w.wg_id, true);
+    dv.setUint32(12, w.partial, true);
+    const stalled = this.stalled_since >= 0;
+    dv.setUint32(16, (stalled ? 1 : 0) | (this.force_noretry ? 2 : 0) | (ACCESS_CODE.indexOf(this.stalled_access) << 2), true);
+    put64(dv, 20, Math.max(this.stalled_page, 0));
+    dv.setUint32(28, stalled ? Math.min(this.cp.k.ktime_get() - this.stalled_since, 2 ** 32 - 1) : 0, true);
+    w.s.forEach((v, i) => put64(dv, 32 + i * 8, v));
+    return b;
+  }
+
+  /**
+   * An activation found a saved context: the dispatch and wave come back from the save area,
+   * the area is marked empty (magic cleared, offsets reset) and the queue carries on mid-dispatch.
+   */
+  private restore_context(): step {
+    this.restore_pending = false;
+    const stack = this.reg(mmCP_HQD_CNTL_STACK_SIZE);
+    const ctl_va = this.ctx_base + this.reg(mmCP_HQD_CNTL_STACK_OFFSET);
+    const ctl = new Uint8Array(CTX_CTL_BYTES);
+    if (!this.ctx_xfer(ctl_va, ctl, "read")) return { error: `context restore from 0x${ctl_va.toString(16)} faulted` };
+    const dv = new DataView(ctl.buffer);
+    if (dv.getUint32(0, true) !== CTX_SAVE_MAGIC || dv.getUint32(4, true) !== CTX_SAVE_VERSION) {
+      return { error: `context restore: no saved context at 0x${ctl_va.toString(16)}` };
+    }
+    const wave = new Uint8Array((dv.getUint32(8, true) & CTX_FLAG_WAVE) ? CTX_WAVE_BYTES : 0);
+    if (!this.ctx_xfer(this.ctx_base + stack, wave, "read") || !this.ctx_xfer(ctl_va, new Uint8Array(4), "write")) {
+      return { error: `context restore from 0x${this.ctx_base.toString(16)} faulted` };
+    }
+    this.dispatch = {
+      header: dv.getUint32(12, true), wg_size: dv.getUint32(16, true), grid: dv.getUint32(20, true),
+      kernel_object: get64(dv, 24), kernarg: get64(dv, 32), signal: get64(dv, 40),
+      n_wg: dv.getUint32(48, true), next_wg: dv.getUint32(52, true),
+    };
+    if (wave.length) this.decode_wave(new DataView(wave.buffer));
+    this.reset_ctx_stack();
+    this.stats.ctx_restores++;
+    return { cost: this.cp.cost.shader_instruction_ns };
+  }
+
+  private decode_wave(dv: DataView): void {
+    const s = new Float64Array(NUM_SREGS);
+    for (let i = 0; i < NUM_SREGS; i++) s[i] = get64(dv, 32 + i * 8);
+    this.wave = { pc: get64(dv, 0), s, wg_id: dv.getUint32(8, true), partial: dv.getUint32(12, true) };
+    const stall = dv.getUint32(16, true);
+    this.force_noretry = (stall & 2) !== 0;
+    if (!(stall & 1)) return;
+    this.stalled_access = ACCESS_CODE[(stall >>> 2) & 3] ?? "read";
+    this.stalled_page = get64(dv, 20);
+    this.stalled_since = this.cp.k.ktime_get() - dv.getUint32(28, true);
+  }
+
+  /**
+   * Save-area traffic through the queue's VMID without retry (the area must be resident, as the
+   * thunk's non-paged allocation is): false when a page does not translate.
+   */
+  private ctx_xfer(va: number, buf: Uint8Array, access: GpuAccess): boolean {
+    const req = this.req;
+    for (let done = 0; done < buf.length;) {
+      Object.assign(req, { vmid: this.vmid, va: va + done, access, cid: CID_CPC, can_retry: false, atomic: false });
+      const t = this.cp.gfxhub.translate(req);
+      if (t.kind !== "ok") return false;
+      const n = Math.min(buf.length - done, t.span);
+      if (access === "write") this.cp.mem.write(t.phys, buf, done, n);
+      else this.cp.mem.read(t.phys, buf, done, n);
+      done += n;
+    }
+    return true;
+  }
+
   // ---- memory through UTCL2 ------------------------------------------------------------------
 
   /**
@@ -548,6 +768,15 @@ export class Hqd {
     }
     return true;
   }
+}
+
+function put64(dv: DataView, off: number, v: number): void {
+  dv.setUint32(off, v % 2 ** 32, true);
+  dv.setUint32(off + 4, Math.floor(v / 2 ** 32), true);
+}
+
+function get64(dv: DataView, off: number): number {
+  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 2 ** 32;
 }
 
 export class CpBlock {

@@ -13,8 +13,8 @@ import {
 } from "./hsakmttypes.ts";
 import {
   AMD_SIGNAL_EVENT_ID, AMD_SIGNAL_EVENT_MAILBOX_PTR, AMD_SIGNAL_VALUE, AQL_PACKET_BYTES, SREG_KERNARG, SREG_WORKGROUP_ID,
-  aql_kernel_dispatch, assemble, buffer_copy, buffer_fill, global_load_dword, global_load_dwordx2, global_store_dword,
-  s_add, s_endpgm, s_mul, type Instr,
+  aql_kernel_dispatch, assemble, buffer_copy, buffer_fill, global_atomic_add, global_load_dword, global_load_dwordx2,
+  global_store_dword, s_add, s_endpgm, s_mov_b64, s_mul, s_sleep, type Instr,
 } from "../../hw/amdgpu/isa.ts";
 
 /** The queue's control block, one SVM range: ring, indices, signal, kernargs, code. */
@@ -204,6 +204,21 @@ export function fillBufferIsa(): Instr[] {
     s_mul(7, SREG_WORKGROUP_ID, 6),
     s_add(4, 4, 7),
     buffer_fill(4, 5, 6),
+    s_endpgm(),
+  ];
+}
+
+/**
+ * kernargs [counters]: each workgroup adds 1 to the dword at counters, works for `sleep_ns`, then
+ * adds 1 to the next dword — a kernel that must not run a workgroup twice (preemption tests).
+ */
+export function countTwiceIsa(sleep_ns: number): Instr[] {
+  return [
+    global_load_dwordx2(4, SREG_KERNARG, 0),
+    s_mov_b64(6, 1),
+    global_atomic_add(7, 4, 6),
+    s_sleep(sleep_ns),
+    global_atomic_add(7, 4, 6, 4),
     s_endpgm(),
   ];
 }

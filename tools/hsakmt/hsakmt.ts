@@ -12,23 +12,24 @@
 // - Doorbells: kemu's CPU cannot map device MMIO into a process, so ringDoorbell() performs the
 //   64-bit store to the doorbell BAR through the machine's PCI host bridge, the transaction the
 //   runtime's store to its mapped doorbell page would produce.
-// - No EOP/CWSR buffers are allocated: kemu's CP does not use them.
+// - Compute queues get a context save/restore (CWSR) area sized as libhsakmt sizes it from the
+//   node's topology, in the same SVM-registered memory; no EOP buffer (kemu's CP uses none).
 
 import type { Process } from "../runtime/process.ts";
 import { SyscallError } from "../runtime/process.ts";
 import { PCI_HOST } from "../../kernel/tokens.ts";
 import { EPERM } from "../../include/uapi/asm-generic/errno.ts";
 import { O_CLOEXEC, O_RDWR } from "../../include/uapi/asm-generic/fcntl.ts";
-import { MADV_DONTFORK, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../include/uapi/asm-generic/mman.ts";
+import { MADV_DONTFORK, MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../include/uapi/asm-generic/mman.ts";
 import { layout_decode, layout_encode } from "../../include/uapi/struct_layout.ts";
 import * as K from "../../include/uapi/linux/kfd_ioctl.ts";
 import {
   FAMILY_AI, FAMILY_NV, HSAKMT_STATUS, HSA_EVENTID_MEMORY_FATAL_PROCESS, HSA_EVENTTYPE_DEBUG_EVENT, HSA_EVENTTYPE_MAXID,
   HSA_EVENTTYPE_MEMORY, HSA_EVENTTYPE_SIGNAL, HSA_HEAPTYPE_FRAME_BUFFER_PRIVATE, HSA_HEAPTYPE_FRAME_BUFFER_PUBLIC,
   HSA_QUEUE_COMPUTE, HSA_QUEUE_COMPUTE_AQL, HSA_QUEUE_PRIORITY_MAXIMUM, HSA_QUEUE_PRIORITY_MINIMUM, HSA_QUEUE_SDMA,
-  HSA_SVM_FLAG_COHERENT, HSA_SVM_FLAG_GPU_EXEC, HSA_SVM_FLAG_HOST_ACCESS, INVALID_NODEID, type HSA_SVM_ATTRIBUTE, type HsaEvent,
-  type HsaEventDescriptor, type HsaMemoryProperties, type HsaNodeProperties, type HsaQueueResource, type HsaSystemProperties,
-  type HsaVersionInfo,
+  HSA_SVM_FLAG_COHERENT, HSA_SVM_FLAG_GPU_ALWAYS_MAPPED, HSA_SVM_FLAG_GPU_EXEC, HSA_SVM_FLAG_HOST_ACCESS, INVALID_NODEID,
+  type HSA_SVM_ATTRIBUTE, type HsaEvent, type HsaEventDescriptor, type HsaMemoryProperties, type HsaNodeProperties,
+  type HsaQueueResource, type HsaSystemProperties, type HsaVersionInfo,
 } from "./hsakmttypes.ts";
 
 const PAGE_SIZE = 4096;
@@ -41,6 +42,17 @@ const PRIORITY_MAP = [0, 3, 5, 7, 9, 11, 15];
 const PCI_BAR2 = 0x18;
 /** What the thunk maps for a PM4/SDMA queue's read and write indices. */
 const QUEUE_PTRS_SIZE = PAGE_SIZE;
+/** libhsakmt's per-CU context data (SGPRs, LDS, hardware registers; VGPRs by ASIC below). */
+const SGPR_SIZE_PER_CU = 0x4000;
+const LDS_SIZE_PER_CU = 0x10000;
+const HWREG_SIZE_PER_CU = 0x1000;
+/** sizeof(HsaUserContextSaveAreaHeader), at the start of the control stack page. */
+const CTX_SAVE_AREA_HEADER_SIZE = 40;
+const DEBUGGER_BYTES_PER_WAVE = 32;
+const DEBUGGER_BYTES_ALIGN = 64;
+/** gfx_target_version of Carrizo (the first ASIC with CWSR) and of Navi10 (12-byte control-stack entries). */
+const GFX_VERSION_CARRIZO = 80001;
+const GFX_VERSION_NAVI10 = 100100;
 
 /** One topology node as the thunk snapshots it from sysfs. */
 interface NodeInfo {
@@ -56,6 +68,25 @@ interface ThunkQueue {
   doorbell_offset: number;
   /** Thunk-owned index memory (PM4/SDMA queues), unmapped on destroy. */
   own_ptrs: number;
+  /** The context save/restore area and its debugger tail (compute queues), unmapped on destroy. */
+  ctx_save_restore: number;
+  ctx_save_restore_alloc: number;
+}
+
+/** What update_ctx_save_restore_size() works out for a compute queue. */
+interface CtxSaveSizes {
+  ctl_stack_size: number;
+  ctx_save_restore_size: number;
+  debug_memory_size: number;
+}
+
+function align_up(v: number, a: number): number {
+  return Math.ceil(v / a) * a;
+}
+
+/** VGPR bytes per CU: the CDNA parts with 512 VGPRs per lane (Arcturus, Aldebaran, Aqua Vanjaram) double it. */
+function vgpr_size_per_cu(gfxv: number): number {
+  return gfxv === 90008 || gfxv === 90010 || Math.floor(gfxv / 100) === 904 ? 0x80000 : 0x40000;
 }
 
 const instances = new WeakMap<Process, HsaKmt>();
@@ -392,22 +423,23 @@ export class HsaKmt {
   // ---- memory the thunk and its callers use -----------------------------------------------
 
   /** Anonymous memory a fork does not copy (libhsakmt's own mappings are MADV_DONTFORK). */
-  private async map_private(len: number): Promise<number> {
-    const addr = await this.proc.mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  private async map_private(len: number, populate = false): Promise<number> {
+    const addr = await this.proc.mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0));
     if (addr >= 0) await this.proc.madvise(addr, len, MADV_DONTFORK);
     return addr;
   }
 
   /**
    * Anonymous memory registered as an SVM range the GPU node may access (system memory,
-   * HOST_ACCESS|COHERENT, plus GPU_EXEC when `exec`), not inherited by fork. Stands in for
+   * HOST_ACCESS|COHERENT, plus GPU_EXEC when `exec`; `flags` replaces the flags), faulted in
+   * at once when `populate` (MAP_POPULATE), not inherited by fork. Stands in for
    * hsaKmtAllocMemory for the thunk's and the dispatch helper's own buffers: kemu's KFD has no
    * BO allocation ioctls. Test data should be mapped by the test and registered with
    * hsaKmtSVMSetAttr, as kfdtest's HsaSVMRange does.
    */
-  async allocSvm(size: number, NodeId: number, opts: { exec?: boolean; flags?: number } = {}): Promise<number> {
+  async allocSvm(size: number, NodeId: number, opts: { exec?: boolean; flags?: number; populate?: boolean } = {}): Promise<number> {
     const len = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
-    const addr = await this.map_private(len);
+    const addr = await this.map_private(len, opts.populate);
     if (addr < 0 || this.isIommuV2Apu(NodeId)) return addr;
     const flags = (opts.flags ?? HSA_SVM_FLAG_HOST_ACCESS | HSA_SVM_FLAG_COHERENT) | (opts.exec ? HSA_SVM_FLAG_GPU_EXEC : 0);
     const st = await this.hsaKmtSVMSetAttr(addr, len, 4, [
@@ -465,25 +497,40 @@ export class HsaKmt {
       : Type === HSA_QUEUE_COMPUTE_AQL ? K.KFD_IOC_QUEUE_TYPE_COMPUTE_AQL
       : Type === HSA_QUEUE_SDMA ? K.KFD_IOC_QUEUE_TYPE_SDMA : -1;
     if (queue_type < 0) return HSAKMT_STATUS.INVALID_PARAMETER;
-    let own_ptrs = 0;
+    const q: ThunkQueue = { node: NodeId, doorbell_offset: 0, own_ptrs: 0, ctx_save_restore: 0, ctx_save_restore_alloc: 0 };
     if (Type !== HSA_QUEUE_COMPUTE_AQL) {
-      own_ptrs = await this.allocSvm(QUEUE_PTRS_SIZE, NodeId);
-      if (own_ptrs < 0) return HSAKMT_STATUS.NO_MEMORY;
-      QueueResource.QueueRptrValue = own_ptrs;
-      QueueResource.QueueWptrValue = own_ptrs + 8;
+      q.own_ptrs = await this.allocSvm(QUEUE_PTRS_SIZE, NodeId);
+      if (q.own_ptrs < 0) return HSAKMT_STATUS.NO_MEMORY;
+      QueueResource.QueueRptrValue = q.own_ptrs;
+      QueueResource.QueueWptrValue = q.own_ptrs + 8;
+    }
+    const cwsr = Type === HSA_QUEUE_SDMA ? null : this.update_ctx_save_restore_size(NodeId);
+    if (cwsr) {
+      // The area plus the debugger's tail. The CP saves waves without retrying faults or waiting
+      // for page requests, so the area is populated and stays GPU-mapped whatever the XNACK
+      // mode (libhsakmt allocates it non-paged).
+      q.ctx_save_restore_alloc = align_up(cwsr.ctx_save_restore_size + cwsr.debug_memory_size, PAGE_SIZE);
+      q.ctx_save_restore = await this.allocSvm(q.ctx_save_restore_alloc, NodeId,
+        { flags: HSA_SVM_FLAG_HOST_ACCESS | HSA_SVM_FLAG_COHERENT | HSA_SVM_FLAG_GPU_ALWAYS_MAPPED, populate: true });
+      if (q.ctx_save_restore < 0) {
+        await this.free_queue_memory(q);
+        return HSAKMT_STATUS.NO_MEMORY;
+      }
     }
     const args = {
       write_pointer_address: QueueResource.QueueWptrValue, read_pointer_address: QueueResource.QueueRptrValue,
       doorbell_offset: 0, ring_size: QueueSizeInBytes, gpu_id, queue_type, queue_percentage: QueuePercentage,
       queue_priority: PRIORITY_MAP[Priority - HSA_QUEUE_PRIORITY_MINIMUM]!, queue_id: 0, eop_buffer_address: 0,
-      eop_buffer_size: 0, ctx_save_restore_address: 0, ctx_save_restore_size: 0, ctl_stack_size: 0,
+      eop_buffer_size: 0, ctx_save_restore_address: q.ctx_save_restore,
+      ctx_save_restore_size: cwsr?.ctx_save_restore_size ?? 0, ctl_stack_size: cwsr?.ctl_stack_size ?? 0,
       ring_base_address: QueueAddress,
     };
     if ((await this.proc.ioctl(this.kfd_fd, K.AMDKFD_IOC_CREATE_QUEUE, args)) !== 0) {
-      if (own_ptrs) await this.proc.munmap(own_ptrs, QUEUE_PTRS_SIZE);
+      await this.free_queue_memory(q);
       return HSAKMT_STATUS.ERROR;
     }
-    this.queues.set(args.queue_id, { node: NodeId, doorbell_offset: args.doorbell_offset, own_ptrs });
+    q.doorbell_offset = args.doorbell_offset;
+    this.queues.set(args.queue_id, q);
     QueueResource.QueueId = args.queue_id;
     QueueResource.QueueDoorBell = args.doorbell_offset;
     return HSAKMT_STATUS.SUCCESS;
@@ -496,8 +543,38 @@ export class HsaKmt {
     if (!q) return HSAKMT_STATUS.INVALID_HANDLE;
     if ((await this.proc.ioctl(this.kfd_fd, K.AMDKFD_IOC_DESTROY_QUEUE, { queue_id: QueueId, pad: 0 })) !== 0) return HSAKMT_STATUS.ERROR;
     this.queues.delete(QueueId);
-    if (q.own_ptrs) await this.proc.munmap(q.own_ptrs, QUEUE_PTRS_SIZE);
+    await this.free_queue_memory(q);
     return HSAKMT_STATUS.SUCCESS;
+  }
+
+  /** The queue's thunk-owned memory: index words and the context save area. */
+  private async free_queue_memory(q: ThunkQueue): Promise<void> {
+    if (q.own_ptrs > 0) await this.proc.munmap(q.own_ptrs, QUEUE_PTRS_SIZE);
+    if (q.ctx_save_restore > 0) await this.proc.munmap(q.ctx_save_restore, q.ctx_save_restore_alloc);
+  }
+
+  /**
+   * update_ctx_save_restore_size(): room to save every wave the node can run — a control stack
+   * (after the save-area header) of 8 bytes a wave (12 from Navi10), workgroup data of every CU —
+   * and the debugger's 32 bytes a wave; null where the GPU has no CWSR.
+   */
+  private update_ctx_save_restore_size(NodeId: number): CtxSaveSizes | null {
+    const node: Partial<HsaNodeProperties> = {};
+    if (this.hsaKmtGetNodeProperties(NodeId, node) !== HSAKMT_STATUS.SUCCESS) return null;
+    const e = node.EngineId!;
+    const gfxv = e.Major * 10000 + e.Minor * 100 + e.Stepping;
+    if (gfxv < GFX_VERSION_CARRIZO || !node.NumFComputeCores || !node.NumSIMDPerCU) return null;
+    const cu_num = node.NumFComputeCores / node.NumSIMDPerCU;
+    const navi = gfxv >= GFX_VERSION_NAVI10;
+    const wave_num = navi ? cu_num * 32 : Math.min(cu_num * 40, (node.NumShaderBanks! / node.NumArrays!) * 512);
+    let ctl_stack_size = align_up(CTX_SAVE_AREA_HEADER_SIZE + wave_num * (navi ? 12 : 8) + 8, PAGE_SIZE);
+    // GFX10 hardware limits the control stack to 0x7000 bytes.
+    if (e.Major === 10) ctl_stack_size = Math.min(ctl_stack_size, 0x7000);
+    const wg_data_size = cu_num * (vgpr_size_per_cu(gfxv) + SGPR_SIZE_PER_CU + LDS_SIZE_PER_CU + HWREG_SIZE_PER_CU);
+    return {
+      ctl_stack_size, ctx_save_restore_size: ctl_stack_size + align_up(wg_data_size, PAGE_SIZE),
+      debug_memory_size: align_up(wave_num * DEBUGGER_BYTES_PER_WAVE, DEBUGGER_BYTES_ALIGN),
+    };
   }
 
   /**

@@ -28,10 +28,16 @@ import {
   kgd_gfx_v9_hqd_destroy, kgd_gfx_v9_hqd_load, kgd_gfx_v9_program_sh_mem_settings, kgd_gfx_v9_set_pasid_vmid_mapping,
   kgd_gfx_v9_set_vm_context_page_table_base,
 } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd_gfx_v9.ts";
-import { WDOORBELL64 } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_device.ts";
+import { amdgpu_amdkfd_register_kfd, amdgpu_amdkfd_unregister_kfd, type kgd2kfd_calls } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd.ts";
+import type { kfd_dev } from "../../../../drivers/gpu/drm/amd/amdkfd/kfd_priv.ts";
+import { RREG32, WDOORBELL64 } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_device.ts";
+import { amdgpu_gfx_with_grbm } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_gfx.ts";
 import {
-  CP_HQD_PQ_CONTROL__QUEUE_SIZE, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, REG_SET_FIELD, SH_MEM_CONFIG__RETRY_DISABLE,
+  CP_HQD_PERSISTENT_STATE__QSWITCH_MODE, CP_HQD_PQ_CONTROL__QUEUE_SIZE, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, REG_SET_FIELD,
+  SH_MEM_CONFIG__RETRY_DISABLE, mmCP_HQD_ACTIVE, mmCP_HQD_PERSISTENT_STATE,
 } from "../../../../drivers/gpu/drm/amd/include/asic_reg/kemu_gpu_regs.ts";
+import { V9_MQD_CWSR_ORDER, V9_MQD_HQD_ORDER, type v9_mqd } from "../../../../drivers/gpu/drm/amd/include/v9_structs.ts";
+import { KFD_PREEMPT_TYPE_WAVEFRONT_RESET, type kfd_preempt_type } from "../../../../drivers/gpu/drm/amd/include/kgd_kfd_interface.ts";
 import { TTM_PL_VRAM } from "../../../../include/drm/ttm/ttm_placement.ts";
 import { AQL_PACKET_BYTES, assemble, aql_kernel_dispatch, type Instr } from "../../../../hw/amdgpu/isa.ts";
 
@@ -105,6 +111,23 @@ export function pattern(n: number, seed: number): Uint8Array {
   return b;
 }
 
+/**
+ * A stand-in for amdkfd (the suites own the KFD VMIDs): a kgd2kfd table whose retry-fault hook
+ * is `restore`, unregistered when the case ends.
+ */
+export async function register_fake_kfd(test: kunit, restore: kgd2kfd_calls["svm_range_restore_pages"]): Promise<void> {
+  const calls: kgd2kfd_calls = {
+    probe: () => ({}) as kfd_dev,
+    device_init: async () => true,
+    device_exit: async () => {},
+    interrupt: () => {},
+    svm_range_restore_pages: restore,
+  };
+  const r = await amdgpu_amdkfd_register_kfd(test.k, calls);
+  if (r) throw new Error(`amdgpu_amdkfd_register_kfd: ${r}`);
+  test.add_action(() => amdgpu_amdkfd_unregister_kfd(test.k));
+}
+
 // ---- a compute context ----------------------------------------------------------------------
 
 export interface perms {
@@ -119,6 +142,9 @@ export const RW: perms = { r: true, w: true, x: false };
 export const RING_VA = 0x1000_0000;
 export const CODE_VA = 0x2000_0000;
 export const CTRL_VA = 0x3000_0000;
+export const SAVE_VA = 0x3800_0000;
+export const SAVE_SIZE = 8192;
+export const SAVE_CNTL_STACK_SIZE = 4096;
 
 export interface compute_opts {
   vmid?: number;
@@ -126,6 +152,8 @@ export interface compute_opts {
   xnack?: boolean;
   /** Make the VM a compute (KFD) VM, so retry faults go to the KFD hook. */
   compute?: boolean;
+  /** Give the queue a context save area (CWSR), so SAVE_WAVES can save its waves. */
+  save_area?: boolean;
 }
 
 /**
@@ -141,6 +169,9 @@ export class ComputeCtx {
   ctrl!: amdgpu_kernel_bo;
   wptr = 0;
   doorbell = 0;
+  mqd!: v9_mqd;
+  /** The context save area (compute_opts.save_area). */
+  save: amdgpu_kernel_bo | null = null;
 
   constructor(
     readonly test: kunit,
@@ -156,7 +187,7 @@ export class ComputeCtx {
     amdgpu_vm_set_pasid(adev, c.vm, c.pasid);
     if (opts.compute) amdgpu_vm_make_compute(adev, c.vm);
     test.add_action(async () => {
-      await kgd_gfx_v9_hqd_destroy(adev, 0, 0, 100);
+      await kgd_gfx_v9_hqd_destroy(adev, KFD_PREEMPT_TYPE_WAVEFRONT_RESET, 100, 0, 0);
       kgd_gfx_v9_set_pasid_vmid_mapping(adev, 0, c.vmid);
       await amdgpu_vm_fini(adev, c.vm);
       amdgpu_pasid_free(adev.k, c.pasid);
@@ -173,16 +204,50 @@ export class ComputeCtx {
       if (r) throw new Error(`map: ${r}`);
     }
     c.doorbell = adev.doorbell_index.first_non_cp + 64;
-    let pq_control = REG_SET_FIELD(0, CP_HQD_PQ_CONTROL__QUEUE_SIZE, Math.log2(4096 / 4) - 1);
-    pq_control >>>= 0;
-    r = await kgd_gfx_v9_hqd_load(adev, {
+    const pq_control = REG_SET_FIELD(0, CP_HQD_PQ_CONTROL__QUEUE_SIZE, Math.log2(4096 / 4) - 1) >>> 0;
+    c.mqd = {
       cp_hqd_active: 0, cp_hqd_vmid: c.vmid, cp_hqd_pq_base_lo: RING_VA / 256, cp_hqd_pq_base_hi: 0, cp_hqd_pq_rptr: 0,
       cp_hqd_pq_rptr_report_addr_lo: CTRL_VA, cp_hqd_pq_rptr_report_addr_hi: 0, cp_hqd_pq_wptr_poll_addr_lo: 0,
       cp_hqd_pq_wptr_poll_addr_hi: 0, cp_hqd_pq_doorbell_control: REG_SET_FIELD(0, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, c.doorbell),
-      cp_hqd_pq_control: pq_control, cp_hqd_pq_wptr_lo: 0, cp_hqd_pq_wptr_hi: 0,
-    }, 0, 0);
+      cp_hqd_pq_control: pq_control, cp_hqd_pq_wptr_lo: 0, cp_hqd_pq_wptr_hi: 0, cp_hqd_persistent_state: 0,
+      cp_hqd_ctx_save_base_addr_lo: 0, cp_hqd_ctx_save_base_addr_hi: 0, cp_hqd_ctx_save_size: 0, cp_hqd_cntl_stack_offset: 0,
+      cp_hqd_cntl_stack_size: 0, cp_hqd_wg_state_offset: 0, compute_restart_x: 0,
+    };
+    if (opts.save_area) await c.add_save_area();
+    r = await kgd_gfx_v9_hqd_load(adev, c.mqd, 0, 0);
     if (r) throw new Error(`hqd_load: ${r}`);
     return c;
+  }
+
+  /** A context save area at SAVE_VA as init_mqd programs one: control stack first, then workgroup state. */
+  private async add_save_area(): Promise<void> {
+    this.save = await kernel_bo(this.test, this.adev, SAVE_SIZE, AMDGPU_GEM_DOMAIN_GTT);
+    this.save.cpu.memset(0, 0, SAVE_SIZE);
+    const r = await this.map(SAVE_VA, this.save.bo, RW, true);
+    if (r) throw new Error(`map: ${r}`);
+    Object.assign(this.mqd, {
+      cp_hqd_persistent_state: REG_SET_FIELD(0, CP_HQD_PERSISTENT_STATE__QSWITCH_MODE, 1), cp_hqd_ctx_save_base_addr_lo: SAVE_VA,
+      cp_hqd_ctx_save_size: SAVE_SIZE, cp_hqd_cntl_stack_size: SAVE_CNTL_STACK_SIZE, cp_hqd_cntl_stack_offset: SAVE_CNTL_STACK_SIZE,
+      cp_hqd_wg_state_offset: SAVE_CNTL_STACK_SIZE,
+    });
+  }
+
+  /**
+   * Preempts the queue (hqd_destroy with `type`) and keeps in the MQD every register the CP left,
+   * as the CP's write-back to the MQD would; returns hqd_destroy's result.
+   */
+  async preempt(type: kfd_preempt_type, timeout_ms = 100): Promise<number> {
+    const r = await kgd_gfx_v9_hqd_destroy(this.adev, type, timeout_ms, 0, 0);
+    await amdgpu_gfx_with_grbm(this.adev, 1, 0, 0, 0, () => {
+      V9_MQD_HQD_ORDER.forEach((f, i) => (this.mqd[f] = RREG32(this.adev, mmCP_HQD_ACTIVE + i)));
+      V9_MQD_CWSR_ORDER.forEach((f, i) => (this.mqd[f] = RREG32(this.adev, mmCP_HQD_PERSISTENT_STATE + i)));
+    });
+    return r;
+  }
+
+  /** Loads the MQD again (the queue resumes from what preempt() kept). */
+  reload(): Promise<number> {
+    return kgd_gfx_v9_hqd_load(this.adev, this.mqd, 0, 0);
   }
 
   /**

@@ -22,10 +22,10 @@ import {
 import {
   SDMA_OP_CONST_FILL, SDMA_OP_COPY, SDMA_OP_FENCE, SDMA_OP_SRBM_WRITE, SDMA_PKT_HEADER_OP, SDMA_PKT_HEADER_SUB_OP, SDMA_SUBOP_COPY_LINEAR,
 } from "../../../../drivers/gpu/drm/amd/amdgpu/vega10_sdma_pkt_open.ts";
-import { ComputeCtx, RW, get_adev, get_gpu_hw, gpu_machine, kernel_bo, pattern, sdma_copy, MiB } from "./amdgpu_harness.ts";
+import {
+  ComputeCtx, RW, get_adev, get_gpu_hw, gpu_machine, kernel_bo, pattern, register_fake_kfd, sdma_copy, MiB,
+} from "./amdgpu_harness.ts";
 import type { amdgpu_kernel_bo } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_object.ts";
-import { amdgpu_amdkfd_register_kfd, amdgpu_amdkfd_unregister_kfd, type kgd2kfd_calls } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd.ts";
-import type { kfd_dev } from "../../../../drivers/gpu/drm/amd/amdkfd/kfd_priv.ts";
 
 /** Where the user VM sees the queue's ring, its pointers and fence, and the data buffers. */
 const RING_VA = 0x4000_0000;
@@ -183,23 +183,15 @@ async function rlc_retry_fault_replays(test: kunit): Promise<void> {
   const adev = get_adev(test);
   let q: rlc_queue | null = null;
   const served: number[] = [];
-  const calls: kgd2kfd_calls = {
-    probe: () => ({}) as kfd_dev,
-    device_init: async () => true,
-    device_exit: async () => {},
-    interrupt: () => {},
-    svm_range_restore_pages: async (_adev, _pasid, _vmid, _node, addr) => {
-      served.push(addr);
-      if (Math.floor(addr / 2) !== DST_VA / 8192) return -14;
-      // Faults queued behind the first find the range mapped (as svm_range_restore_pages does).
-      if (served.length > 1) return 0;
-      // Hold the fault a while, so the stall is visible, then map the destination.
-      await test.k.msleep(1);
-      return q!.ctx.map(DST_VA, q!.dst.bo, RW, true);
-    },
-  };
-  KUNIT_ASSERT_EQ(test, await amdgpu_amdkfd_register_kfd(test.k, calls), 0);
-  test.add_action(() => amdgpu_amdkfd_unregister_kfd(test.k));
+  await register_fake_kfd(test, async (_adev, _pasid, _vmid, _node, addr) => {
+    served.push(addr);
+    if (Math.floor(addr / 2) !== DST_VA / 8192) return -14;
+    // Faults queued behind the first find the range mapped (as svm_range_restore_pages does).
+    if (served.length > 1) return 0;
+    // Hold the fault a while, so the stall is visible, then map the destination.
+    await test.k.msleep(1);
+    return q!.ctx.map(DST_VA, q!.dst.bo, RW, true);
+  });
   q = await rlc_setup(test, true, false);
   // GFX9 puts SDMA on the MMHUB, Navi10 on the GFXHUB.
   const hub = adev.ip_versions.gc[0] === 9 ? get_gpu_hw(test).mmhub : get_gpu_hw(test).gfxhub;

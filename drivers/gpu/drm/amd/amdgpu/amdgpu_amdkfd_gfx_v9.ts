@@ -8,11 +8,15 @@
 import type { amdgpu_device } from "./amdgpu.ts";
 import { amdgpu_gfx_with_grbm } from "./amdgpu_gfx.ts";
 import { RREG32, WREG32 } from "./amdgpu_device.ts";
-import { V9_MQD_HQD_ORDER, type v9_mqd } from "../include/v9_structs.ts";
+import { V9_MQD_CWSR_ORDER, V9_MQD_HQD_ORDER, type v9_mqd } from "../include/v9_structs.ts";
+import {
+  KFD_PREEMPT_TYPE_WAVEFRONT_DRAIN, KFD_PREEMPT_TYPE_WAVEFRONT_RESET, KFD_PREEMPT_TYPE_WAVEFRONT_SAVE, type kfd_preempt_type,
+} from "../include/kgd_kfd_interface.ts";
 import {
   CP_HQD_ACTIVE__ACTIVE, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_EN, REG_GET_FIELD, REG_SET_FIELD, lower_32_bits, upper_32_bits,
-  mmCP_HQD_ACTIVE, mmCP_HQD_DEQUEUE_REQUEST, mmCP_HQD_PQ_BASE, mmCP_HQD_PQ_BASE_HI, mmCP_HQD_PQ_DOORBELL_CONTROL,
+  mmCP_HQD_ACTIVE, mmCP_HQD_DEQUEUE_REQUEST, mmCP_HQD_PERSISTENT_STATE, mmCP_HQD_PQ_BASE, mmCP_HQD_PQ_BASE_HI, mmCP_HQD_PQ_DOORBELL_CONTROL,
   mmIH_VMID_0_LUT, mmSH_MEM_BASES, mmSH_MEM_CONFIG, mmATC_VMID0_PASID_MAPPING, ATC_VMID0_PASID_MAPPING__VALID,
+  DRAIN_PIPE, RESET_WAVES, SAVE_WAVES,
 } from "../include/asic_reg/kemu_gpu_regs.ts";
 import { EINVAL, ETIME } from "../../../../../include/uapi/asm-generic/errno.ts";
 import type { v9_sdma_mqd } from "../include/v9_structs.ts";
@@ -61,14 +65,16 @@ export function kgd_gfx_v9_set_vm_context_page_table_base(adev: amdgpu_device, v
 }
 
 /**
- * kgd_gfx_v9_hqd_load(): copies the MQD into HQD (pipe, queue) of MEC1, enables its doorbell
- * and activates it.
+ * kgd_gfx_v9_hqd_load(): copies the MQD into HQD (pipe, queue) of MEC1 — ring, pointers and the
+ * context save area with its stack offsets (a saved context is restored on activation) —
+ * enables its doorbell and activates it.
  */
 export async function kgd_gfx_v9_hqd_load(adev: amdgpu_device, mqd: v9_mqd, pipe_id: number, queue_id: number): Promise<number> {
   await amdgpu_gfx_with_grbm(adev, KFD_MEC, pipe_id, queue_id, 0, () => {
     V9_MQD_HQD_ORDER.forEach((field, i) => {
       if (field !== "cp_hqd_active") WREG32(adev, mmCP_HQD_ACTIVE + i, mqd[field]);
     });
+    V9_MQD_CWSR_ORDER.forEach((field, i) => WREG32(adev, mmCP_HQD_PERSISTENT_STATE + i, mqd[field]));
     const db = REG_SET_FIELD(mqd.cp_hqd_pq_doorbell_control, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_EN, 1);
     WREG32(adev, mmCP_HQD_PQ_DOORBELL_CONTROL, db);
     WREG32(adev, mmCP_HQD_ACTIVE, REG_SET_FIELD(mqd.cp_hqd_active, CP_HQD_ACTIVE__ACTIVE, 1));
@@ -88,11 +94,26 @@ export async function kgd_gfx_v9_hqd_is_occupied(adev: amdgpu_device, queue_addr
 }
 
 /**
- * kgd_gfx_v9_hqd_destroy(): dequeue request, then wait (sleeping 1 ms a poll) for the HQD to go
- * inactive; -ETIME after `utimeout` ms.
+ * The enum hqd_dequeue_request_type value for a KFD preemption type (an unknown type drains, as
+ * in the kernel); the enum's values are the CP's, in kemu_gpu_regs.ts.
  */
-export async function kgd_gfx_v9_hqd_destroy(adev: amdgpu_device, pipe_id: number, queue_id: number, utimeout: number): Promise<number> {
-  await amdgpu_gfx_with_grbm(adev, KFD_MEC, pipe_id, queue_id, 0, () => WREG32(adev, mmCP_HQD_DEQUEUE_REQUEST, 1));
+function hqd_dequeue_request_type(reset_type: kfd_preempt_type): number {
+  switch (reset_type) {
+    case KFD_PREEMPT_TYPE_WAVEFRONT_RESET: return RESET_WAVES;
+    case KFD_PREEMPT_TYPE_WAVEFRONT_SAVE: return SAVE_WAVES;
+    case KFD_PREEMPT_TYPE_WAVEFRONT_DRAIN:
+    default: return DRAIN_PIPE;
+  }
+}
+
+/**
+ * kgd_gfx_v9_hqd_destroy(): dequeue request of the type `reset_type` maps to, then wait
+ * (sleeping 1 ms a poll) for the HQD to go inactive; -ETIME after `utimeout` ms.
+ */
+export async function kgd_gfx_v9_hqd_destroy(adev: amdgpu_device, reset_type: kfd_preempt_type, utimeout: number, pipe_id: number,
+  queue_id: number): Promise<number> {
+  const type = hqd_dequeue_request_type(reset_type);
+  await amdgpu_gfx_with_grbm(adev, KFD_MEC, pipe_id, queue_id, 0, () => WREG32(adev, mmCP_HQD_DEQUEUE_REQUEST, type));
   const end = adev.k.ktime_get() + utimeout * 1e6;
   for (;;) {
     let active = 0;

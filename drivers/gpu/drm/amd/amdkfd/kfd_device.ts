@@ -60,6 +60,14 @@ export function kgd2kfd_probe(kfd: amdkfd, adev: amdgpu_device): kfd_dev | null 
 }
 
 /**
+ * kfd_cwsr_init(): queues are preempted with their waves saved when the cwsr_enable parameter
+ * and the ASIC allow it. kemu's CP saves and restores waves itself: no trap handler is copied.
+ */
+function kfd_cwsr_init(kfd: kfd_dev): void {
+  kfd.cwsr_enabled = Boolean(kfd.amdkfd.cwsr_enable) && kfd.device_info.supports_cwsr;
+}
+
+/**
  * kgd2kfd_device_init(): one compute node with the KFD VMIDs (first_kfd_vmid..15), its queue
  * manager and interrupt handling, a topology node (its gpu_id), the SVM range chunk size.
  */
@@ -67,6 +75,7 @@ export async function kgd2kfd_device_init(kfd: kfd_dev): Promise<boolean> {
   const adev = kfd.adev;
   const amdkfd = kfd.amdkfd;
   const first = adev.vm_manager.first_kfd_vmid;
+  kfd_cwsr_init(kfd);
   const node = new kfd_node(kfd, adev, { first_vmid_kfd: first, last_vmid_kfd: 15, vmid_num_kfd: 16 - first });
   amdkfd.kfd_ih_wq ??= amdkfd.wqs.alloc_workqueue("KFD IH", 0, 0);
   const dqm = device_queue_manager_init(node);

@@ -2,8 +2,10 @@
 // (Linux 6.8), the no-HWS policy (sched_policy=2, "no CP scheduling"): KFD itself binds each
 // process to a hardware VMID while it has queues (PASID mapping, page-table base, shader
 // memory config with the per-process XNACK setting) and loads each user queue into its own
-// hardware queue slot. Eviction preempts every active queue of a process and marks it evicted;
-// restore loads them again. kemu's CP runs no scheduler firmware, so HWS is not modelled.
+// hardware queue slot. Eviction preempts every active queue of a process and marks it evicted
+// (with CWSR its waves are saved to the queue's context save area, else they drain); restore
+// loads them again and the CP resumes them mid-dispatch. Destroying a queue resets its waves.
+// kemu's CP runs no scheduler firmware, so HWS is not modelled.
 //
 // SDMA user queues take an RLC queue of an SDMA engine from the DQM's SDMA bitmap (-ENOMEM when
 // none is left) and load through an SDMA MQD; eviction quiesces them like compute queues (the
@@ -31,6 +33,9 @@ import { amdgpu_gmc_pd_addr } from "../amdgpu/amdgpu_gmc.ts";
 import { drm_priv_to_vm } from "../amdgpu/amdgpu_amdkfd_gpuvm.ts";
 import { REG_SET_FIELD, SH_MEM_CONFIG__ALIGNMENT_MODE, SH_MEM_CONFIG__RETRY_DISABLE } from "../include/asic_reg/kemu_gpu_regs.ts";
 import type { v9_mqd, v9_sdma_mqd } from "../include/v9_structs.ts";
+import {
+  KFD_PREEMPT_TYPE_WAVEFRONT_DRAIN, KFD_PREEMPT_TYPE_WAVEFRONT_RESET, KFD_PREEMPT_TYPE_WAVEFRONT_SAVE, type kfd_preempt_type,
+} from "../include/kgd_kfd_interface.ts";
 import { ftrace } from "../../../../../include/linux/ftrace.ts";
 
 /** SH_MEM_ALIGNMENT_MODE_UNALIGNED */
@@ -214,10 +219,18 @@ function load_queue(dqm: device_queue_manager, q: queue): Promise<number> {
   return load_mqd(dqm.dev, q.mqd as v9_mqd, q.pipe, q.queue);
 }
 
-/** Preempts the queue (an SDMA queue drains its packet in flight), saving its pointers in the MQD. */
-function unload_queue(dqm: device_queue_manager, q: queue): Promise<number> {
+/**
+ * Preempts the queue the way `type` says (an SDMA queue always drains its packet in flight),
+ * saving its state in the MQD.
+ */
+function unload_queue(dqm: device_queue_manager, q: queue, type: kfd_preempt_type): Promise<number> {
   if (is_sdma(q)) return destroy_mqd_sdma(dqm.dev, q.mqd as v9_sdma_mqd, KFD_UNMAP_LATENCY_MS);
-  return destroy_mqd(dqm.dev, q.mqd as v9_mqd, KFD_UNMAP_LATENCY_MS, q.pipe, q.queue);
+  return destroy_mqd(dqm.dev, q.mqd as v9_mqd, type, KFD_UNMAP_LATENCY_MS, q.pipe, q.queue);
+}
+
+/** A queue switched out to come back later keeps its waves (CWSR) or, without CWSR, drains them. */
+function preempt_type_keep(dqm: device_queue_manager): kfd_preempt_type {
+  return dqm.dev.kfd.cwsr_enabled ? KFD_PREEMPT_TYPE_WAVEFRONT_SAVE : KFD_PREEMPT_TYPE_WAVEFRONT_DRAIN;
 }
 
 /** allocate_doorbell(): a doorbell id in the process's slice. */
@@ -261,7 +274,7 @@ async function create_queue_nocpsch(dqm: device_queue_manager, q: queue, qpd: qc
       if (qpd.queues_list.length === 0) await deallocate_vmid(dqm, qpd, q);
       return r;
     }
-    q.mqd = is_sdma(q) ? init_mqd_sdma(q.properties) : init_mqd(q.properties);
+    q.mqd = is_sdma(q) ? init_mqd_sdma(q.properties) : init_mqd(dqm.dev, q.properties);
     if (q.properties.is_active) {
       r = await load_queue(dqm, q);
       if (r) {
@@ -285,7 +298,8 @@ async function create_queue_nocpsch(dqm: device_queue_manager, q: queue, qpd: qc
 async function destroy_queue_nocpsch_locked(dqm: device_queue_manager, qpd: qcm_process_device, q: queue): Promise<number> {
   let r = 0;
   if (q.properties.is_active) {
-    r = await unload_queue(dqm, q);
+    // The queue is going away: its waves are killed, not saved.
+    r = await unload_queue(dqm, q, KFD_PREEMPT_TYPE_WAVEFRONT_RESET);
     dqm.active_queue_count--;
     q.properties.is_active = false;
   }
@@ -327,7 +341,7 @@ async function evict_process_queues_nocpsch(dqm: device_queue_manager, qpd: qcm_
       if (!q.properties.is_active) continue;
       q.properties.is_active = false;
       dqm.active_queue_count--;
-      const r = await unload_queue(dqm, q);
+      const r = await unload_queue(dqm, q, preempt_type_keep(dqm));
       // Return the first error but keep going: the eviction state must stay consistent.
       if (r && !ret) ret = r;
     }
@@ -459,7 +473,7 @@ export async function dqm_update_queue(dqm: device_queue_manager, q: queue): Pro
   try {
     const was_active = q.properties.is_active;
     if (was_active) {
-      const r = await unload_queue(dqm, q);
+      const r = await unload_queue(dqm, q, preempt_type_keep(dqm));
       if (r) return r;
       dqm.active_queue_count--;
     }

@@ -55,6 +55,8 @@ export class amdkfd implements KernelModule {
   sched_policy = KFD_SCHED_POLICY_NO_HWS;
   /** amdgpu.noretry: -1 follows the ASIC default. */
   noretry = -1;
+  /** cwsr_enable: preempt compute queues with their waves saved (CWSR) where the ASIC supports it. */
+  cwsr_enable = 1;
   /** kemu debug builds: check the §6.2 SVM invariants after each structural change. */
   svm_debug_checks = false;
 
@@ -198,6 +200,7 @@ function kgd2kfd_calls_of(kfd: amdkfd): kgd2kfd_calls {
 /** kgd2kfd_init() + registration with amdgpu (module_init). */
 async function amdkfd_init(kfd: amdkfd): Promise<number> {
   kfd.svm_debug_checks = kfd.params?.svm_debug_checks === true || kfd.params?.svm_debug_checks === 1;
+  kfd.cwsr_enable = Number(kfd.params?.cwsr_enable ?? 1);
   // kfd_migrate.c is built in (CONFIG_HSA_AMD_SVM): SVM ranges can live in VRAM.
   kfd.svm_migrate = kfd_migrate_hooks;
   const r = await kfd_init(kfd);
@@ -229,6 +232,6 @@ async function amdkfd_exit(kfd: amdkfd): Promise<void> {
 export const amdkfd_module: ModuleDef = {
   name: "amdkfd",
   cls: amdkfd,
-  params: { svm_debug_checks: 0 },
+  params: { svm_debug_checks: 0, cwsr_enable: 1 },
   description: "AMD HSA Kernel Fusion Driver (compute, SVM)",
 };

@@ -3,24 +3,27 @@
 // doorbell, VMID) and loading it into / unloading it from a hardware queue slot through the
 // kfd2kgd functions of amdgpu_amdkfd_gfx_v9.
 //
-// kemu: the CP saves a preempted queue's read and write pointers into its MQD (CWSR would save
-// the waves too; kemu models no context save: a reloaded queue starts at its saved read index,
-// so a preempted dispatch runs again from its packet, and a slot never carries one queue's
-// in-flight work into the next queue loaded there).
-// amdgpu's hqd_destroy has no MQD argument, so destroy_mqd reads them back first.
+// On a preemption the CP writes the queue's state back for the next load: its read and write
+// pointers, and — depending on the preemption type — the waves it saved into the queue's context
+// save area (CWSR: the control-stack and workgroup-state offsets move) or, after a drain, the
+// workgroup its dispatch resumes from (compute_restart_x). The real CP writes these into the MQD
+// in memory; kemu's HQD has no MQD address, so destroy_mqd reads them back from the registers
+// (amdgpu's hqd_destroy does not touch the MQD).
 
 import { RREG32 } from "../amdgpu/amdgpu_device.ts";
 import { amdgpu_gfx_with_grbm } from "../amdgpu/amdgpu_gfx.ts";
 import { kgd_gfx_v9_hqd_destroy, kgd_gfx_v9_hqd_is_occupied, kgd_gfx_v9_hqd_load } from "../amdgpu/amdgpu_amdkfd_gfx_v9.ts";
 import type { v9_mqd, v9_sdma_mqd } from "../include/v9_structs.ts";
+import type { kfd_preempt_type } from "../include/kgd_kfd_interface.ts";
 import { kgd_gfx_v9_hqd_sdma_destroy, kgd_gfx_v9_hqd_sdma_is_occupied, kgd_gfx_v9_hqd_sdma_load } from "../amdgpu/amdgpu_amdkfd_gfx_v9.ts";
 import {
   SDMA0_RLC0_DOORBELL_OFFSET__OFFSET, SDMA0_RLC0_IB_CNTL__IB_ENABLE, SDMA0_RLC0_RB_CNTL__RB_SIZE, SDMA0_RLC0_RB_CNTL__RB_VMID,
   SDMA0_RLC0_RB_CNTL__RPTR_WRITEBACK_ENABLE,
 } from "../include/asic_reg/kemu_gpu_regs.ts";
 import {
-  CP_HQD_PQ_CONTROL__QUEUE_SIZE, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, REG_SET_FIELD, mmCP_HQD_PQ_RPTR,
-  mmCP_HQD_PQ_WPTR_HI, mmCP_HQD_PQ_WPTR_LO,
+  CP_HQD_PERSISTENT_STATE__QSWITCH_MODE, CP_HQD_PQ_CONTROL__QUEUE_SIZE, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, REG_SET_FIELD,
+  mmCOMPUTE_RESTART_X, mmCP_HQD_CNTL_STACK_OFFSET, mmCP_HQD_PQ_RPTR, mmCP_HQD_PQ_WPTR_HI, mmCP_HQD_PQ_WPTR_LO,
+  mmCP_HQD_WG_STATE_OFFSET,
 } from "../include/asic_reg/kemu_gpu_regs.ts";
 import type { kfd_node, queue_properties } from "./kfd_priv.ts";
 
@@ -35,14 +38,30 @@ function hi32(v: number): number {
   return Math.floor(v / 2 ** 32) % 2 ** 32;
 }
 
-/** init_mqd(): a fresh descriptor for queue `q` (inactive; update_mqd fills the rest). */
-export function init_mqd(q: queue_properties): v9_mqd {
+/**
+ * init_mqd(): a fresh descriptor for queue `q` (inactive; update_mqd fills the ring). With CWSR
+ * on and a save area from user space, the CP may switch the queue out with its waves saved:
+ * the control stack takes the area's first ctl_stack_size bytes (empty: its offset at the top),
+ * workgroup state starts right after it.
+ */
+export function init_mqd(dev: kfd_node, q: queue_properties): v9_mqd {
   const m: v9_mqd = {
     cp_hqd_active: 0, cp_hqd_vmid: 0, cp_hqd_pq_base_lo: 0, cp_hqd_pq_base_hi: 0, cp_hqd_pq_rptr: 0,
     cp_hqd_pq_rptr_report_addr_lo: 0, cp_hqd_pq_rptr_report_addr_hi: 0, cp_hqd_pq_wptr_poll_addr_lo: 0,
     cp_hqd_pq_wptr_poll_addr_hi: 0, cp_hqd_pq_doorbell_control: 0, cp_hqd_pq_control: 0, cp_hqd_pq_wptr_lo: 0,
-    cp_hqd_pq_wptr_hi: 0,
+    cp_hqd_pq_wptr_hi: 0, cp_hqd_persistent_state: 0, cp_hqd_ctx_save_base_addr_lo: 0, cp_hqd_ctx_save_base_addr_hi: 0,
+    cp_hqd_ctx_save_size: 0, cp_hqd_cntl_stack_offset: 0, cp_hqd_cntl_stack_size: 0, cp_hqd_wg_state_offset: 0,
+    compute_restart_x: 0,
   };
+  if (dev.kfd.cwsr_enabled && q.ctx_save_restore_area_address) {
+    m.cp_hqd_persistent_state = REG_SET_FIELD(0, CP_HQD_PERSISTENT_STATE__QSWITCH_MODE, 1);
+    m.cp_hqd_ctx_save_base_addr_lo = lo32(q.ctx_save_restore_area_address);
+    m.cp_hqd_ctx_save_base_addr_hi = hi32(q.ctx_save_restore_area_address);
+    m.cp_hqd_ctx_save_size = q.ctx_save_restore_area_size;
+    m.cp_hqd_cntl_stack_size = q.ctl_stack_size;
+    m.cp_hqd_cntl_stack_offset = q.ctl_stack_size;
+    m.cp_hqd_wg_state_offset = q.ctl_stack_size;
+  }
   update_mqd(m, q);
   return m;
 }
@@ -69,14 +88,21 @@ export function load_mqd(dev: kfd_node, m: v9_mqd, pipe: number, queue: number):
   return kgd_gfx_v9_hqd_load(dev.adev, m, pipe, queue);
 }
 
-/** destroy_mqd(): preempt the queue, saving its read and write pointers into the MQD. */
-export async function destroy_mqd(dev: kfd_node, m: v9_mqd, timeout_ms: number, pipe: number, queue: number): Promise<number> {
+/**
+ * destroy_mqd(): preempt the queue the way `type` says, then keep what the CP left for the next
+ * load: its pointers, the context-save offsets and the restart workgroup.
+ */
+export async function destroy_mqd(dev: kfd_node, m: v9_mqd, type: kfd_preempt_type, timeout_ms: number, pipe: number,
+  queue: number): Promise<number> {
   const adev = dev.adev;
-  const r = await kgd_gfx_v9_hqd_destroy(adev, pipe, queue, timeout_ms);
+  const r = await kgd_gfx_v9_hqd_destroy(adev, type, timeout_ms, pipe, queue);
   await amdgpu_gfx_with_grbm(adev, KFD_MEC, pipe, queue, 0, () => {
     m.cp_hqd_pq_rptr = RREG32(adev, mmCP_HQD_PQ_RPTR);
     m.cp_hqd_pq_wptr_lo = RREG32(adev, mmCP_HQD_PQ_WPTR_LO);
     m.cp_hqd_pq_wptr_hi = RREG32(adev, mmCP_HQD_PQ_WPTR_HI);
+    m.cp_hqd_cntl_stack_offset = RREG32(adev, mmCP_HQD_CNTL_STACK_OFFSET);
+    m.cp_hqd_wg_state_offset = RREG32(adev, mmCP_HQD_WG_STATE_OFFSET);
+    m.compute_restart_x = RREG32(adev, mmCOMPUTE_RESTART_X);
   });
   return r;
 }

@@ -153,6 +153,8 @@ export class kfd_dev {
   init_complete = false;
   /** amdgpu_gmc noretry: XNACK (retry faults) disabled at boot for this device. */
   noretry = true;
+  /** kfd_cwsr_init(): queues are preempted with their waves saved (cwsr_enable and an ASIC that supports it). */
+  cwsr_enabled = false;
   /** Hash id of the device for the topology (part of gpu_id). */
   id = 0;
   /** Doorbell dword index of the first user-queue doorbell. */

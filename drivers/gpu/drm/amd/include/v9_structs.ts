@@ -1,6 +1,7 @@
 // Mirrors drivers/gpu/drm/amd/include/v9_structs.h (Linux 6.8), reduced: the part of the GFX9
 // memory queue descriptor (MQD) that hqd_load() copies into the HQD registers of kemu's CP, in
-// register order (CP_HQD_ACTIVE .. CP_HQD_PQ_WPTR_HI). KFD fills one per user queue.
+// register order (CP_HQD_ACTIVE .. CP_HQD_PQ_WPTR_HI, then the context-save block
+// CP_HQD_PERSISTENT_STATE .. COMPUTE_RESTART_X). KFD fills one per user queue.
 
 export interface v9_mqd {
   cp_hqd_active: number;
@@ -16,6 +17,14 @@ export interface v9_mqd {
   cp_hqd_pq_control: number;
   cp_hqd_pq_wptr_lo: number;
   cp_hqd_pq_wptr_hi: number;
+  cp_hqd_persistent_state: number;
+  cp_hqd_ctx_save_base_addr_lo: number;
+  cp_hqd_ctx_save_base_addr_hi: number;
+  cp_hqd_ctx_save_size: number;
+  cp_hqd_cntl_stack_offset: number;
+  cp_hqd_cntl_stack_size: number;
+  cp_hqd_wg_state_offset: number;
+  compute_restart_x: number;
 }
 
 /** The MQD fields in HQD register order, starting at mmCP_HQD_ACTIVE. */
@@ -24,6 +33,12 @@ export const V9_MQD_HQD_ORDER: ReadonlyArray<keyof v9_mqd> = [
   "cp_hqd_pq_rptr_report_addr_lo", "cp_hqd_pq_rptr_report_addr_hi", "cp_hqd_pq_wptr_poll_addr_lo",
   "cp_hqd_pq_wptr_poll_addr_hi", "cp_hqd_pq_doorbell_control", "cp_hqd_pq_control", "cp_hqd_pq_wptr_lo",
   "cp_hqd_pq_wptr_hi",
+];
+
+/** The context-save fields in HQD register order, starting at mmCP_HQD_PERSISTENT_STATE. */
+export const V9_MQD_CWSR_ORDER: ReadonlyArray<keyof v9_mqd> = [
+  "cp_hqd_persistent_state", "cp_hqd_ctx_save_base_addr_lo", "cp_hqd_ctx_save_base_addr_hi", "cp_hqd_ctx_save_size",
+  "cp_hqd_cntl_stack_offset", "cp_hqd_cntl_stack_size", "cp_hqd_wg_state_offset", "compute_restart_x",
 ];
 
 /**

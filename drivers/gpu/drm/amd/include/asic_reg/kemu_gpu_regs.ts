@@ -315,10 +315,38 @@ export const mmCP_HQD_PQ_CONTROL = CP_BASE + 0x1a;
 export const CP_HQD_PQ_CONTROL__QUEUE_SIZE: RegField = [0, 6];
 export const mmCP_HQD_PQ_WPTR_LO = CP_BASE + 0x1b;
 export const mmCP_HQD_PQ_WPTR_HI = CP_BASE + 0x1c;
-/** Write 1: stop fetching at the next packet boundary and deactivate the HQD. */
+/**
+ * Write a dequeue type (amdgpu's enum hqd_dequeue_request_type: 1 DRAIN_PIPE, 2 RESET_WAVES,
+ * 3 SAVE_WAVES): the CP stops the queue that way and clears CP_HQD_ACTIVE when done.
+ */
 export const mmCP_HQD_DEQUEUE_REQUEST = CP_BASE + 0x1d;
-/** Bit 0: the queue's waves are stalled on a retry fault (read-only status). */
+/** enum hqd_dequeue_request_type (amdgpu_amdkfd_gfx_v9.c), the values the CP decodes. */
+export const NO_ACTION = 0;
+export const DRAIN_PIPE = 1;
+export const RESET_WAVES = 2;
+export const SAVE_WAVES = 3;
+/** Bit 0: the queue's waves are stalled on a retry fault; bit 1: the queue stopped on an error (read-only). */
 export const mmCP_HQD_STATUS0 = CP_BASE + 0x1e;
+/** QSWITCH_MODE: the queue has a context save area, so SAVE_WAVES saves its waves there. */
+export const mmCP_HQD_PERSISTENT_STATE = CP_BASE + 0x1f;
+export const CP_HQD_PERSISTENT_STATE__QSWITCH_MODE: RegField = [14, 1];
+/** The queue's context save/restore area (GPU VA in the queue's VMID) and its size in bytes. */
+export const mmCP_HQD_CTX_SAVE_BASE_ADDR_LO = CP_BASE + 0x20;
+export const mmCP_HQD_CTX_SAVE_BASE_ADDR_HI = CP_BASE + 0x21;
+export const mmCP_HQD_CTX_SAVE_SIZE = CP_BASE + 0x22;
+/**
+ * The control stack fills the area's first CNTL_STACK_SIZE bytes, pushed downwards from
+ * CNTL_STACK_OFFSET (= CNTL_STACK_SIZE when empty); workgroup state follows it, pushed upwards
+ * to WG_STATE_OFFSET. The CP moves both offsets when it saves and resets them when it restores.
+ */
+export const mmCP_HQD_CNTL_STACK_OFFSET = CP_BASE + 0x23;
+export const mmCP_HQD_CNTL_STACK_SIZE = CP_BASE + 0x24;
+export const mmCP_HQD_WG_STATE_OFFSET = CP_BASE + 0x25;
+/**
+ * The workgroup the dispatch at the read index resumes from (the MQD's compute_restart_x): a
+ * drained queue keeps its undispatched remainder here; the CP clears it when it starts the dispatch.
+ */
+export const mmCOMPUTE_RESTART_X = CP_BASE + 0x26;
 
 /** Compute pipes and queues per pipe of MEC1 (ME id 1). */
 export const MEC_NUM_PIPES = 4;
