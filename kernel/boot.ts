@@ -139,6 +139,7 @@ export async function boot(spec?: MachineSpec): Promise<Machine> {
   k.log.machine_name = s.name;
   const loader = c.resolve(T.MODULES);
   loader.set_instantiator(<X>(cls: new (...args: never[]) => X) => c.resolve(cls as never) as X);
+  loader.set_module_kset(c.resolve(T.SYSFS).module_kobj);
   for (const def of builtin_modules()) loader.register(def);
 
   const machine = new Machine(s, k, services, loader, <X>(token: InjectionToken<X>) => c.resolve(token), built);

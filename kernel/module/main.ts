@@ -1,11 +1,14 @@
 // Mirrors kernel/module/main.c (Linux 6.8): load_module/do_init_module and delete_module,
 // reduced to what an emulated machine needs: a catalogue of loadable modules ("the .ko files"),
-// parameters, init/exit, reference counts and the -EEXIST/-ENOENT/-EBUSY rules.
+// parameters, init/exit, reference counts and the -EEXIST/-ENOENT/-EBUSY rules. Each loaded
+// module has its /sys/module/<name> directory (kernel/module/sysfs.ts).
 
 import { inject, injectable } from "tsyringe";
 import { EBUSY, EEXIST, ENOENT, errname } from "../../include/uapi/asm-generic/errno.ts";
 import { KERNEL } from "../tokens.ts";
 import type { Kernel } from "../kernel.ts";
+import type { kobject } from "../../include/linux/sysfs.ts";
+import { mod_sysfs_setup, mod_sysfs_teardown } from "./sysfs.ts";
 
 export type ModuleParams = Record<string, string | number | boolean>;
 
@@ -32,6 +35,9 @@ export interface module {
   /** try_module_get()/module_put() holders; rmmod refuses while non-zero. */
   refcnt: number;
   state: "coming" | "live" | "going";
+  /** /sys/module/<name> and its parameters/ directory (kernel/module/sysfs.ts). */
+  mkobj: kobject | null;
+  holders_dir: kobject | null;
 }
 
 export type Instantiator = <T>(cls: new (...args: never[]) => T) => T;
@@ -44,11 +50,18 @@ export class ModuleLoader {
   private order: string[] = [];
   private instantiate: Instantiator | null = null;
 
+  /** /sys/module (param_sysfs_init's module_kset), set by the composition root once sysfs exists. */
+  private module_kset: kobject | null = null;
+
   constructor(@inject(KERNEL) private k: Kernel) {}
 
   /** Set once by the composition root: the only place that may build objects from the container. */
   set_instantiator(fn: Instantiator): void {
     this.instantiate = fn;
+  }
+
+  set_module_kset(kset: kobject): void {
+    this.module_kset = kset;
   }
 
   /** Makes a module loadable by name (like installing its .ko under /lib/modules). */
@@ -78,11 +91,14 @@ export class ModuleLoader {
     if (!this.instantiate) throw new Error("module loader used before boot wired it");
     const instance = this.instantiate(def.cls);
     instance.params = { ...(def.params ?? {}), ...args };
-    const mod: module = { name: def.name, def, instance, refcnt: 0, state: "coming" };
+    const mod: module = { name: def.name, def, instance, refcnt: 0, state: "coming", mkobj: null, holders_dir: null };
+    const err = this.module_kset ? mod_sysfs_setup(mod, this.module_kset) : 0;
+    if (err) return err;
     this.loaded.set(def.name, mod);
     const ret = await instance.init();
     if (ret !== 0) {
       this.loaded.delete(def.name);
+      mod_sysfs_teardown(mod);
       this.k.pr_warn(`${def.name}: module init failed: ${ret} (${errname(ret)})`);
       return ret;
     }
@@ -98,6 +114,7 @@ export class ModuleLoader {
     mod.state = "going";
     await mod.instance.exit();
     this.loaded.delete(name);
+    mod_sysfs_teardown(mod);
     this.order = this.order.filter((n) => n !== name);
     return 0;
   }
