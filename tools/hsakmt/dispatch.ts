@@ -14,7 +14,7 @@ import {
 import {
   AMD_SIGNAL_EVENT_ID, AMD_SIGNAL_EVENT_MAILBOX_PTR, AMD_SIGNAL_VALUE, AQL_PACKET_BYTES, SREG_KERNARG, SREG_WORKGROUP_ID,
   aql_kernel_dispatch, assemble, buffer_copy, buffer_fill, global_atomic_add, global_load_dword, global_load_dwordx2,
-  global_store_dword, s_add, s_endpgm, s_mov_b64, s_mul, s_sleep, type Instr,
+  global_store_dword, s_add, s_branch, s_cbranch_ne, s_endpgm, s_mov_b64, s_mul, s_muli, s_sleep, type Instr,
 } from "../../hw/amdgpu/isa.ts";
 
 /** The queue's control block, one SVM range: ring, indices, signal, kernargs, code. */
@@ -101,10 +101,17 @@ export class GpuDispatcher {
 
   /** Runs `program` once over the grid and waits for completion or a memory exception. */
   async run(program: readonly Instr[] | Uint8Array, opts: DispatchOptions = {}): Promise<DispatchResult> {
+    const st = await this.submit(program, opts);
+    if (st !== HSAKMT_STATUS.SUCCESS) return { status: st, completed: false, fault: null };
+    return this.sync(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  }
+
+  /** kfdtest's Dispatch::Submit: writes the packet and rings the doorbell, without waiting. */
+  async submit(program: readonly Instr[] | Uint8Array, opts: DispatchOptions = {}): Promise<HSAKMT_STATUS> {
     const p = this.kmt.proc;
     const code = program instanceof Uint8Array ? program : assemble(program);
     const args = opts.kernargs ?? [];
-    if (code.length > CTRL_SIZE - CODE_OFF || args.length * 8 > KERNARG_BYTES) return { status: HSAKMT_STATUS.INVALID_PARAMETER, completed: false, fault: null };
+    if (code.length > CTRL_SIZE - CODE_OFF || args.length * 8 > KERNARG_BYTES) return HSAKMT_STATUS.INVALID_PARAMETER;
     await p.write(this.code_address, code);
     if (args.length) await p.write(this.ctrl + KERNARG_OFF, u64le(args));
     // amd_signal_t: value 1, the CP decrements it and posts the event id to the mailbox.
@@ -122,12 +129,11 @@ export class GpuDispatcher {
     await p.write(this.ctrl + RING_OFF + (this.write_index % RING_PACKETS) * AQL_PACKET_BYTES, pkt);
     this.write_index++;
     await p.write(this.queue.QueueWptrValue, u64le([this.write_index]));
-    const rung = this.kmt.ringDoorbell(this.queue.QueueId, this.write_index);
-    if (rung !== HSAKMT_STATUS.SUCCESS) return { status: rung, completed: false, fault: null };
-    return this.wait(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    return this.kmt.ringDoorbell(this.queue.QueueId, this.write_index);
   }
 
-  private async wait(timeoutMs: number): Promise<DispatchResult> {
+  /** kfdtest's Dispatch::SyncWithStatus: waits for the last submitted dispatch or a memory exception. */
+  async sync(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<DispatchResult> {
     delete this.memory_event.EventData.EventData.MemoryAccessFault;
     for (;;) {
       const st = await this.kmt.hsaKmtWaitOnMultipleEvents([this.signal_event, this.memory_event], 2, false, timeoutMs);
@@ -143,6 +149,14 @@ export class GpuDispatcher {
     const b = await this.kmt.proc.read(this.ctrl + SIGNAL_OFF + AMD_SIGNAL_VALUE, 8);
     const dv = new DataView(b.buffer, b.byteOffset, 8);
     return dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
+  }
+
+  /**
+   * kfdtest's BaseQueue::Update: a new queue percentage and priority for this queue's ring (0 %
+   * preempts it, saving its waves with CWSR; 100 % loads it again).
+   */
+  update(QueuePercentage: number, Priority: number = HSA_QUEUE_PRIORITY_NORMAL): Promise<HSAKMT_STATUS> {
+    return this.kmt.hsaKmtUpdateQueue(this.queue.QueueId, QueuePercentage, Priority, this.ctrl + RING_OFF, RING_PACKETS * AQL_PACKET_BYTES, null);
   }
 
   /** Destroys the queue and events and frees the control block. */
@@ -221,4 +235,33 @@ export function countTwiceIsa(sleep_ns: number): Instr[] {
     global_atomic_add(7, 4, 6, 4),
     s_endpgm(),
   ];
+}
+
+/** The value IterateIsa's waves stop at once it is in input[0]. */
+export const ITERATE_STOP = 0x1234_5678;
+
+/**
+ * kfdtest's IterateIsa (KFDCWSRTest), kernargs [input, output]: each workgroup's wave reads its
+ * output dword into a register once, then until input[0] holds ITERATE_STOP writes that register
+ * back every `iter_ns` — a context save/restore that mangled the register shows in output.
+ */
+export function iterateIsa(iter_ns: number): Instr[] {
+  return [
+    global_load_dwordx2(4, SREG_KERNARG, 0),
+    global_load_dwordx2(5, SREG_KERNARG, 8),
+    s_muli(6, SREG_WORKGROUP_ID, 4),
+    s_add(5, 5, 6),
+    global_load_dword(7, 5, 0),
+    s_mov_b64(8, ITERATE_STOP),
+    global_store_dword(5, 7, 0), // loop:
+    s_sleep(iter_ns),
+    global_load_dword(9, 4, 0),
+    s_cbranch_ne(9, 8, -4),
+    s_endpgm(),
+  ];
+}
+
+/** kfdtest's InfiniteLoopIsa: a wave that never ends (it sleeps `iter_ns` a turn). */
+export function infiniteLoopIsa(iter_ns: number): Instr[] {
+  return [s_sleep(iter_ns), s_branch(-2), s_endpgm()];
 }

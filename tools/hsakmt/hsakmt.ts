@@ -547,6 +547,23 @@ export class HsaKmt {
     return HSAKMT_STATUS.SUCCESS;
   }
 
+  /**
+   * hsaKmtUpdateQueue(): new percentage, priority and ring for a queue (AMDKFD_IOC_UPDATE_QUEUE).
+   * A percentage of 0 makes the queue inactive — KFD preempts it, saving its waves with CWSR —
+   * and a non-zero one loads it again. `Event` is unused, as in libhsakmt.
+   */
+  async hsaKmtUpdateQueue(QueueId: number, QueuePercentage: number, Priority: number, QueueAddress: number, QueueSize: number,
+    _Event: HsaEvent | null): Promise<HSAKMT_STATUS> {
+    if (this.open_count === 0) return HSAKMT_STATUS.KERNEL_IO_CHANNEL_NOT_OPENED;
+    if (Priority < HSA_QUEUE_PRIORITY_MINIMUM || Priority > HSA_QUEUE_PRIORITY_MAXIMUM) return HSAKMT_STATUS.INVALID_PARAMETER;
+    if (!this.queues.has(QueueId)) return HSAKMT_STATUS.INVALID_PARAMETER;
+    const args = {
+      ring_base_address: QueueAddress, queue_id: QueueId, ring_size: QueueSize, queue_percentage: QueuePercentage,
+      queue_priority: PRIORITY_MAP[Priority - HSA_QUEUE_PRIORITY_MINIMUM]!,
+    };
+    return (await this.proc.ioctl(this.kfd_fd, K.AMDKFD_IOC_UPDATE_QUEUE, args)) === 0 ? HSAKMT_STATUS.SUCCESS : HSAKMT_STATUS.ERROR;
+  }
+
   /** The queue's thunk-owned memory: index words and the context save area. */
   private async free_queue_memory(q: ThunkQueue): Promise<void> {
     if (q.own_ptrs > 0) await this.proc.munmap(q.own_ptrs, QUEUE_PTRS_SIZE);

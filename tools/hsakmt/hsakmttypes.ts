@@ -170,6 +170,7 @@ export const HSA_EVENTID_MEMORY_FATAL_VM = 2;
 export const HSA_EVENTTYPE_MAXID = 9;
 
 // FamilyID values of the GPU generations kemu models (hsakmttypes.h / amdgpu_drm.h)
+export const FAMILY_VI = 130;
 export const FAMILY_AI = 141;
 export const FAMILY_NV = 143;
 

@@ -15,13 +15,9 @@ import { HSAKMT_STATUS } from "../../../tools/hsakmt/hsakmttypes.ts";
 import { PROT_READ, PROT_WRITE } from "../../../include/uapi/asm-generic/mman.ts";
 import type { Machine } from "../../../kernel/machine.ts";
 import type { MachineSpec } from "../../../kernel/machine_spec.ts";
-import { PCI_HOST } from "../../../kernel/tokens.ts";
-import type { AmdGpuDevice } from "../../../hw/amdgpu/device.ts";
-import type { Hqd } from "../../../hw/amdgpu/cp.ts";
 import { amdkfd_module } from "../../../drivers/gpu/drm/amd/amdkfd/kfd_module.ts";
-import { mmCP_HQD_PQ_BASE, mmCP_HQD_PQ_BASE_HI } from "../../../drivers/gpu/drm/amd/include/asic_reg/kemu_gpu_regs.ts";
 import {
-  KFD_SELFTEST_MACHINE, PAGE, anon, kfd_close, kfd_module, kfd_open, read32, register_svm, write32, type KfdSelf,
+  KFD_SELFTEST_MACHINE, PAGE, anon, hqd_of_ring, kfd_close, kfd_module, kfd_open, read32, register_svm, write32, type KfdSelf,
 } from "./kfd_util.ts";
 
 const N_WG = 16;
@@ -36,12 +32,6 @@ const NO_CWSR_MACHINE: MachineSpec = {
 
 export const kfd_cwsr = kselftest("kfd_cwsr", { machine: KFD_SELFTEST_MACHINE });
 export const kfd_cwsr_off = kselftest("kfd_cwsr_off", { machine: NO_CWSR_MACHINE });
-
-/** The hardware queue slot loaded with the ring at `ring` (it keeps its registers while evicted). */
-function hqd_of(machine: Machine, ring: number): Hqd | undefined {
-  const gpu = machine.symbol(PCI_HOST).model(3 * 8) as AmdGpuDevice;
-  return gpu.cp.hqds.find((h) => h.read_reg(mmCP_HQD_PQ_BASE) * 256 + h.read_reg(mmCP_HQD_PQ_BASE_HI) * 2 ** 40 === ring);
-}
 
 /**
  * A second thread of the process, at set machine times while the dispatch runs: mprotect makes
@@ -73,7 +63,7 @@ async function evicted_mid_dispatch(self: KfdSelf, machine: Machine, cwsr: boole
   await write32(self.proc, other, 1);
   ASSERT_EQ(HSAKMT_STATUS.SUCCESS, await register_svm(self, counters, PAGE));
   ASSERT_EQ(HSAKMT_STATUS.SUCCESS, await register_svm(self, other, PAGE));
-  const hqd = hqd_of(machine, disp.ctrl);
+  const hqd = hqd_of_ring(machine, disp.ctrl);
   ASSERT_TRUE(hqd !== undefined, "the queue is loaded");
   const stats = { ...hqd!.stats };
   const run = disp.run(countTwiceIsa(WAVE_SLEEP_NS), { kernargs: [counters], grid: N_WG });

@@ -16,6 +16,8 @@ import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../incl
 import type { amdkfd } from "../../../drivers/gpu/drm/amd/amdkfd/kfd_module.ts";
 import { kfd_process_count } from "../../../drivers/gpu/drm/amd/amdkfd/kfd_process.ts";
 import type { AmdGpuDevice } from "../../../hw/amdgpu/device.ts";
+import type { Hqd } from "../../../hw/amdgpu/cp.ts";
+import { mmCP_HQD_PQ_BASE, mmCP_HQD_PQ_BASE_HI } from "../../../drivers/gpu/drm/amd/include/asic_reg/kemu_gpu_regs.ts";
 
 export const PAGE = 4096;
 
@@ -98,4 +100,10 @@ export function kfd_processes(machine: Machine): number {
 export function active_hqds(machine: Machine): number {
   const gpu = machine.symbol(PCI_HOST).model(3 * 8) as AmdGpuDevice;
   return gpu.cp.hqds.filter((h) => h.active).length;
+}
+
+/** The hardware queue slot loaded with the ring at `ring` (it keeps its registers while evicted). */
+export function hqd_of_ring(machine: Machine, ring: number): Hqd | undefined {
+  const gpu = machine.symbol(PCI_HOST).model(3 * 8) as AmdGpuDevice;
+  return gpu.cp.hqds.find((h) => h.read_reg(mmCP_HQD_PQ_BASE) * 256 + h.read_reg(mmCP_HQD_PQ_BASE_HI) * 2 ** 40 === ring);
 }

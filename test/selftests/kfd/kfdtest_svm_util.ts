@@ -1,5 +1,5 @@
-// Helpers of the kfdtest SVM ports (KFDSVMRangeTest.ts, KFDSVMEvictTest.ts), no program here:
-// the fixture state and setup/teardown of a KFDSVMRangeTest-style test (open the thunk, set the
+// Helpers of the kfdtest ports (KFDSVMRangeTest.ts, KFDSVMEvictTest.ts, KFDCWSRTest.ts), no
+// program here: the fixture state and setup/teardown of a KFDSVMRangeTest-style test (open the thunk, set the
 // variant's XNACK mode like SVMSetXNACKMode, and after the case check that no VRAM and no system
 // pages outlived the process), KFDTestLaunch (the per-GPU body on every GPU at once), and the
 // KFDTestUtil helpers in kemu terms: HsaSVMRange, RegisterSVMRange, SVMRangePrefetchToNode,
