@@ -1,10 +1,10 @@
 // Helpers of the kfdtest ports (KFDSVMRangeTest.ts, KFDSVMEvictTest.ts, KFDCWSRTest.ts), no
-// program here: the fixture state and setup/teardown of a KFDSVMRangeTest-style test (open the thunk, set the
-// variant's XNACK mode like SVMSetXNACKMode, and after the case check that no VRAM and no system
-// pages outlived the process), KFDTestLaunch (the per-GPU body on every GPU at once), and the
-// KFDTestUtil helpers in kemu terms: HsaSVMRange, RegisterSVMRange, SVMRangePrefetchToNode,
-// SVMRangeMapToNode, SVMRangeMapInPlaceToNode, SVMRangSetGranularity, GetVramSize,
-// GetSysMemSize, plus the per-process KFD counters the emulator exposes.
+// program here: the fixture state and setup/teardown of a KFDSVMRangeTest-style test (open the
+// thunk, set the variant's XNACK mode like SVMSetXNACKMode, and after the case check that no
+// VRAM and no system pages outlived the process), KFDTestLaunch (the per-GPU body on every GPU
+// at once), and the KFDTestUtil helpers in kemu terms: HsaSVMRange, RegisterSVMRange,
+// SVMRangePrefetchToNode, SVMRangeMapToNode, SVMRangeMapInPlaceToNode, SVMRangSetGranularity,
+// GetVramSize, GetSysMemSize, plus the per-process KFD counters the emulator exposes.
 
 import type { Machine } from "../../../kernel/machine.ts";
 import { GiB, MiB, type MachineSpec } from "../../../kernel/machine_spec.ts";
