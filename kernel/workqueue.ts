@@ -1,9 +1,12 @@
 // Mirrors kernel/workqueue.c (Linux 6.8): workqueues, work items, delayed work and kworkers.
 // kemu keeps one worker pool per workqueue (the kernel shares per-CPU and unbound pools between
 // workqueues): kworkers are kernel threads created on demand, at most max_active of them, each
-// running one work item at a time; a worker with nothing left to do exits instead of idling, so
-// an idle machine has no live kworkers. Flushing waits on per-workqueue "tickets" (one per
-// queueing) instead of the kernel's flush colours and barrier works. Lockdep sees the same
+// running one work item at a time. A worker with nothing left to do goes idle (TASK_IDLE, as
+// worker_enter_idle) and new work wakes the most recently idled one; a pool keeps at most
+// MAX_IDLE_WORKERS idle and a worker beyond that exits at once (the kernel's idle timer reaps
+// such extras after IDLE_WORKER_TIMEOUT). destroy_workqueue and power-off stop idle workers.
+// Flushing waits on per-workqueue "tickets" (one per queueing) instead of the kernel's flush
+// colours and barrier works. Lockdep sees the same
 // pseudo-locks as in the kernel: "(wq_completion)<wq>" and "(work_completion)(<work>)".
 
 import { wait_queue_head_t, wait_event_desc, wake_up_all } from "./sched/wait.ts";
@@ -12,7 +15,7 @@ import { KERNEL } from "./tokens.ts";
 import type { Kernel } from "./kernel.ts";
 import type { KernelService } from "./machine.ts";
 import { lockdep_map } from "./locking/lockdep.ts";
-import { PF_WQ_WORKER, type task_struct } from "./sched/core.ts";
+import { PF_WQ_WORKER, TASK_IDLE, TASK_RUNNING, type task_struct } from "./sched/core.ts";
 import { jiffies_to_nsecs } from "./time/timekeeping.ts";
 import { timer_list } from "./time/timer.ts";
 
@@ -35,6 +38,8 @@ export const __WQ_ORDERED = 1 << 17;
 export const __WQ_LEGACY = 1 << 18;
 
 export const WQ_MAX_ACTIVE = 512;
+/** Idle workers a pool keeps (too_many_workers() lets two stay idle whatever the load). */
+export const MAX_IDLE_WORKERS = 2;
 export const WQ_DFL_ACTIVE = WQ_MAX_ACTIVE / 2;
 /** wq->name's size in 6.8 (kernel/workqueue.c): longer names are cut, as vsnprintf does. */
 export const WQ_NAME_LEN = 24;
@@ -113,6 +118,8 @@ export class worker {
   current_work: work_struct | null = null;
   /** The ticket of the instance being executed. */
   current_ticket = 0;
+  /** Asked to exit when next idle (destroy_workqueue, power-off). */
+  should_stop = false;
 
   constructor(
     readonly task: task_struct,
@@ -128,7 +135,9 @@ export class workqueue_struct {
   /** Queued-or-running instances by ticket, in ticket (queueing) order: what a flush waits for. */
   readonly inflight = new Map<number, work_struct>();
   readonly workers = new Set<worker>();
-  /** Workers created but not yet started: the spare that takes the next item. */
+  /** Idle workers, most recently idled last (the next one woken). */
+  readonly idle: worker[] = [];
+  /** Workers created or woken but not yet looking for work: the spare that takes the next item. */
   nr_starting = 0;
   nr_drainers = 0;
   readonly saved_max_active: number;
@@ -174,6 +183,8 @@ export class Workqueues implements KernelService {
   /** Worker ids in use per pool name ("u8", "0", "0H"...), for ida-style lowest-free ids. */
   private readonly pool_ids = new Map<string, Set<number>>();
   private next_ticket = 0;
+  /** Power-off began: workers exit instead of idling. */
+  private stopping = false;
   /** Tasks sleeping in a flush or cancel; each rechecks its own condition when woken. */
   private readonly wait_wq: wait_queue_head_t;
 
@@ -194,6 +205,13 @@ export class Workqueues implements KernelService {
     const wq = this.alloc_workqueue(name, flags, max_active);
     this.system.add(wq);
     return wq;
+  }
+
+  /** Power-off: every worker exits once it has nothing to do; waits until all are gone. */
+  async power_off(): Promise<void> {
+    this.stopping = true;
+    for (const wq of this.workqueues) this.stop_workers(wq);
+    await this.wait_until("workqueue power-off", () => [...this.workqueues].every((wq) => wq.workers.size === 0));
   }
 
   /** Pending and running work, armed delayed work, and workqueues nobody destroyed. */
@@ -338,12 +356,20 @@ export class Workqueues implements KernelService {
   }
 
   /**
-   * Keeps one spare worker ready while work waits, up to max_active workers: the spare runs
-   * when the busy ones sleep, which stands in for the kernel's concurrency management.
+   * Keeps one spare worker ready while work waits: the most recently idled worker is woken
+   * (kick_pool), else one is created, up to max_active workers. The spare runs when the busy
+   * ones sleep, which stands in for the kernel's concurrency management.
    */
   private maybe_create_worker(wq: workqueue_struct): void {
-    if (wq.nr_starting > 0 || wq.worklist.length === 0 || wq.workers.size >= wq.max_active) return;
+    if (wq.nr_starting > 0 || wq.worklist.length === 0) return;
     if (this.k.sched.halted) return;
+    const idle = wq.idle.pop();
+    if (idle) {
+      wq.nr_starting++;
+      this.k.sched.wake_up_process(idle.task);
+      return;
+    }
+    if (wq.workers.size >= wq.max_active) return;
     this.create_worker(wq);
   }
 
@@ -370,26 +396,56 @@ export class Workqueues implements KernelService {
     this.k.sched.run_task(t, () => this.worker_thread(w)).catch(() => this.worker_exit(w, true));
   }
 
-  /** worker_thread(): runs work items until none is left for it, then exits. */
+  /** worker_thread(): runs work items, idles when none is left, exits when told to. */
   private async worker_thread(w: worker): Promise<void> {
     const wq = w.wq;
     wq.nr_starting--;
     try {
-      for (let next = this.pick(w); next; next = this.pick(w)) {
-        this.maybe_create_worker(wq);
-        await this.process_one_work(w, next.work, next.ticket);
+      for (;;) {
+        for (let next = this.pick(w); next; next = this.pick(w)) {
+          this.maybe_create_worker(wq);
+          await this.process_one_work(w, next.work, next.ticket);
+        }
+        if (!(await this.worker_idle(w))) return;
+        // Woken for work: whoever woke us counted us as the starting spare.
+        wq.nr_starting--;
       }
     } finally {
       this.worker_exit(w, false);
     }
   }
 
+  /**
+   * worker_enter_idle() and the sleep until new work wakes this worker (true), or false when it
+   * should exit instead: told to stop, or the pool already has MAX_IDLE_WORKERS idle.
+   */
+  private async worker_idle(w: worker): Promise<boolean> {
+    const wq = w.wq;
+    const s = this.k.sched;
+    if (w.should_stop || this.stopping || s.halted || wq.idle.length >= MAX_IDLE_WORKERS) return false;
+    wq.idle.push(w);
+    s.set_current_state(TASK_IDLE);
+    s.current.wait_desc = "worker_thread";
+    await s.schedule();
+    s.set_current_state(TASK_RUNNING);
+    return !w.should_stop;
+  }
+
+  /** Makes `wq`'s workers exit as soon as they are idle, waking the idle ones now. */
+  private stop_workers(wq: workqueue_struct): void {
+    for (const w of wq.workers) w.should_stop = true;
+    for (const w of wq.idle.splice(0)) this.k.sched.wake_up_process(w.task);
+  }
+
   private worker_exit(w: worker, never_started: boolean): void {
     if (!w.wq.workers.delete(w)) return;
     if (never_started) w.wq.nr_starting--;
+    const i = w.wq.idle.indexOf(w);
+    if (i >= 0) w.wq.idle.splice(i, 1);
     this.pool_ids.get(w.pool)?.delete(w.id);
     w.task.slots.delete(WORKER_SLOT);
     this.k.sched.release_task(w.task);
+    wake_up_all(this.wait_wq);
   }
 
   /**
@@ -636,6 +692,8 @@ export class Workqueues implements KernelService {
       wq.flags &= ~__WQ_DESTROYING;
       return;
     }
+    this.stop_workers(wq);
+    await this.wait_until(`destroy_workqueue(${wq.name})`, () => wq.workers.size === 0);
     this.workqueues.delete(wq);
   }
 

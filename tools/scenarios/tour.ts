@@ -150,16 +150,18 @@ function link(src: func_source | null, from_dir: string): string {
 function call_list(forest: readonly call_node[], sources: Map<string, func_source>, from_dir: string): string[] {
   const lines: string[] = [];
   let ctx = "";
-  const walk = (n: call_node, depth: number) => {
+  /** `in_group`: a call of a folded group of top-level calls, which names its own context. */
+  const walk = (n: call_node, depth: number, in_group = false) => {
     if (n.block) {
       lines.push(`${"  ".repeat(depth)}- ×${n.times}:`);
-      for (const b of n.block) walk(b, depth + 1);
+      for (const b of n.block) walk(b, depth + 1, in_group || depth === 0);
       return;
     }
     const src = source_of(n.func, sources, n.site);
     const times = n.times > 1 ? ` ×${n.times}` : "";
     const where = src ? ` — ${src.linux} — ${link(src, from_dir)}` : "";
-    lines.push(`${"  ".repeat(depth)}- \`${n.func}()\`${times}${where}`);
+    const who = in_group && depth > 0 && n.ctx !== ctx ? ` (in \`${n.ctx}\`)` : "";
+    lines.push(`${"  ".repeat(depth)}- \`${n.func}()\`${times}${who}${where}`);
     for (const c of n.children) walk(c, depth + 1);
   };
   for (const root of forest) {
@@ -211,14 +213,27 @@ export function sequence_diagram(forest: readonly call_node[], calls: readonly c
     for (const c of n.children) lines.push(...walk(c, to, depth + (crosses ? 1 : 0), inner_indent));
     return drawn ? loop(n.times, lines) : lines;
   };
-  for (const root of forest) {
+  /**
+   * A top-level call under a note naming its context when that changes; a folded group of
+   * top-level calls may span contexts (a kworker woken by an interrupt, again and again), so its
+   * loop body names the context of its first call and of every change inside it.
+   */
+  const root_lines = (root: call_node, indent: string): string[] => {
+    if (root.block) {
+      ctx = "";
+      const inner = root.block.flatMap((b) => root_lines(b, `${indent}  `));
+      return root.times > 1 && inner.some((l) => l.includes("->>")) ? [`${indent}loop ${root.times} times`, ...inner, `${indent}end`] : inner;
+    }
     const caller = ctx_lane(root.ctx, kinds.get(root.ctx) ?? "kthread");
+    const lines: string[] = [];
     if (root.ctx !== ctx) {
-      body.push(`  Note over ${lane_id(caller, lanes)}: ${root.ctx}`);
+      lines.push(`${indent}Note over ${lane_id(caller, lanes)}: ${root.ctx}`);
       ctx = root.ctx;
     }
-    body.push(...walk(root, caller, 0, "  "));
-  }
+    lines.push(...walk(root, caller, 0, indent));
+    return lines;
+  };
+  for (const root of forest) body.push(...root_lines(root, "  "));
   const participants = [...lanes].map(([label, id]) => `  participant ${id} as ${label}`);
   return ["sequenceDiagram", ...participants, ...body];
 }

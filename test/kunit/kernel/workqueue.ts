@@ -1,10 +1,11 @@
 // KUnit suite for kernel/workqueue.ts: queue/flush/cancel semantics, delayed work on virtual
 // time, ordered and max_active limits, queueing from atomic context, draining and destroying,
-// and the self-flush deadlock reported (lockdep + WARN) instead of hanging.
+// idle kworkers (reused, at most MAX_IDLE_WORKERS kept, stopped by destroy_workqueue), and the
+// self-flush deadlock reported (lockdep + WARN) instead of hanging.
 
 import { WORKQUEUE } from "../../../kernel/tokens.ts";
 import {
-  WQ_MEM_RECLAIM, WQ_UNBOUND, delayed_work, work_pending, work_struct, type Workqueues, type workqueue_struct,
+  MAX_IDLE_WORKERS, WQ_MEM_RECLAIM, WQ_UNBOUND, delayed_work, work_pending, work_struct, type Workqueues, type workqueue_struct,
 } from "../../../kernel/workqueue.ts";
 import { PF_WQ_WORKER } from "../../../kernel/sched/core.ts";
 import { NSEC_PER_MSEC, jiffies_to_nsecs } from "../../../kernel/time/timekeeping.ts";
@@ -345,6 +346,41 @@ async function mem_reclaim_worker_flushing_plain_wq_warns(test: kunit): Promise<
   await wqs.destroy_workqueue(reclaim);
 }
 
+/** A worker that ran a work item idles: the next item runs on the same kworker (same pid). */
+async function idle_worker_runs_the_next_item(test: kunit): Promise<void> {
+  const wqs = wqs_of(test);
+  const wq = wqs.alloc_workqueue("test_idle", 0, 0);
+  const pids: number[] = [];
+  const w = new work_struct(() => {
+    pids.push(test.k.current.pid);
+  }, "idle_work");
+  for (let i = 0; i < 3; i++) {
+    wqs.queue_work(wq, w);
+    await wqs.flush_work(w);
+  }
+  KUNIT_EXPECT_EQ(test, pids.length, 3);
+  KUNIT_EXPECT_EQ(test, new Set(pids).size, 1, `one kworker for all three: ${pids.join(",")}`);
+  KUNIT_EXPECT_EQ(test, wq.workers.size, 1, "the worker stays, idle");
+  KUNIT_EXPECT_EQ(test, wq.idle.length, 1);
+  await wqs.destroy_workqueue(wq);
+  KUNIT_EXPECT_EQ(test, wq.workers.size, 0, "destroy_workqueue stopped it");
+  KUNIT_EXPECT_FALSE(test, test.k.sched.describe_contexts().some((c) => c.includes(`[${pids[0]}]`) || c.includes(`-${pids[0]}`)),
+    "no live task left of it");
+}
+
+/** Many items sleeping at once need many workers; afterwards only MAX_IDLE_WORKERS stay. */
+async function at_most_max_idle_workers_stay(test: kunit): Promise<void> {
+  const wqs = wqs_of(test);
+  const wq = wqs.alloc_workqueue("test_idle_max", 0, 0);
+  const works = Array.from({ length: 5 }, (_, i) => new work_struct(() => test.k.msleep(1), `sleeper${i}`));
+  for (const w of works) wqs.queue_work(wq, w);
+  await wqs.flush_workqueue(wq);
+  await test.k.msleep(1);
+  KUNIT_EXPECT_EQ(test, wq.idle.length, MAX_IDLE_WORKERS);
+  KUNIT_EXPECT_EQ(test, wq.workers.size, MAX_IDLE_WORKERS, "the others exited");
+  await wqs.destroy_workqueue(wq);
+}
+
 export const workqueue_test_suite: kunit_suite = {
   name: "workqueue",
   test_cases: [
@@ -366,5 +402,7 @@ export const workqueue_test_suite: kunit_suite = {
     KUNIT_CASE(flush_workqueue_from_own_work_is_reported),
     KUNIT_CASE(flush_work_of_itself_is_reported),
     KUNIT_CASE(mem_reclaim_worker_flushing_plain_wq_warns),
+    KUNIT_CASE(idle_worker_runs_the_next_item),
+    KUNIT_CASE(at_most_max_idle_workers_stay),
   ],
 };
