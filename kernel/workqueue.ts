@@ -120,6 +120,8 @@ export class worker {
   current_ticket = 0;
   /** Asked to exit when next idle (destroy_workqueue, power-off). */
   should_stop = false;
+  /** Woken from idle for work: counted in its workqueue's nr_starting until it runs. */
+  kicked = false;
 
   constructor(
     readonly task: task_struct,
@@ -366,6 +368,7 @@ export class Workqueues implements KernelService {
     const idle = wq.idle.pop();
     if (idle) {
       wq.nr_starting++;
+      idle.kicked = true;
       this.k.sched.wake_up_process(idle.task);
       return;
     }
@@ -407,11 +410,11 @@ export class Workqueues implements KernelService {
           await this.process_one_work(w, next.work, next.ticket);
         }
         if (!(await this.worker_idle(w))) return;
-        // Woken for work: whoever woke us counted us as the starting spare.
-        wq.nr_starting--;
       }
     } finally {
       this.worker_exit(w, false);
+      // Work that arrived as this worker was told to stop still needs a worker.
+      this.maybe_create_worker(wq);
     }
   }
 
@@ -428,6 +431,10 @@ export class Workqueues implements KernelService {
     s.current.wait_desc = "worker_thread";
     await s.schedule();
     s.set_current_state(TASK_RUNNING);
+    if (w.kicked) {
+      w.kicked = false;
+      wq.nr_starting--;
+    }
     return !w.should_stop;
   }
 
