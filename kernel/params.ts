@@ -22,16 +22,16 @@ export function param_get(v: ModuleParams[string]): string {
 export function module_param_sysfs_setup(mkobj: kobject, params: ModuleParams): kobject | null {
   const names = Object.keys(params).sort();
   if (names.length === 0) return null;
-  const holders = kobject_create_and_add("parameters", mkobj);
-  if (!holders) return null;
+  const dir = kobject_create_and_add("parameters", mkobj);
+  if (!dir) return null;
   for (const name of names) {
     const attr: kobj_attribute = { name, mode: 0o444, show: () => param_get(params[name]!) };
-    sysfs_create_file(holders, attr);
+    sysfs_create_file(dir, attr);
   }
-  return holders;
+  return dir;
 }
 
 /** module_param_sysfs_remove(). */
-export function module_param_sysfs_remove(holders: kobject | null): void {
-  if (holders) kobject_put(holders);
+export function module_param_sysfs_remove(dir: kobject | null): void {
+  if (dir) kobject_put(dir);
 }

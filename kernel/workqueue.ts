@@ -6,8 +6,8 @@
 // MAX_IDLE_WORKERS idle and a worker beyond that exits at once (the kernel's idle timer reaps
 // such extras after IDLE_WORKER_TIMEOUT). destroy_workqueue and power-off stop idle workers.
 // Flushing waits on per-workqueue "tickets" (one per queueing) instead of the kernel's flush
-// colours and barrier works. Lockdep sees the same
-// pseudo-locks as in the kernel: "(wq_completion)<wq>" and "(work_completion)(<work>)".
+// colours and barrier works. Lockdep sees the same pseudo-locks as in the kernel:
+// "(wq_completion)<wq>" and "(work_completion)(<work>)".
 
 import { wait_queue_head_t, wait_event_desc, wake_up_all } from "./sched/wait.ts";
 import { inject, injectable } from "tsyringe";

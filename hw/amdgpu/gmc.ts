@@ -281,14 +281,14 @@ export class VmHub {
     this.vmid_gen[vmid] = 1;
   }
 
-  /** First entry index of the set `vpn` maps to in `vmid`'s TLB. */
+  /** The set `vpn` maps to in `vmid`'s TLB, numbered across all VMIDs. */
   private tlb_set(vmid: number, vpn: number): number {
-    return (vmid * TLB_SETS + (vpn - Math.floor(vpn / TLB_SETS) * TLB_SETS)) * TLB_WAYS;
+    return vmid * TLB_SETS + (vpn - Math.floor(vpn / TLB_SETS) * TLB_SETS);
   }
 
   /** Index of `vpn`'s live entry in `vmid`'s TLB, or -1. */
   private tlb_lookup(vmid: number, vpn: number): number {
-    const base = this.tlb_set(vmid, vpn);
+    const base = this.tlb_set(vmid, vpn) * TLB_WAYS;
     const gen = this.vmid_gen[vmid]!;
     for (let i = base; i < base + TLB_WAYS; i++) {
       if (this.tlb_vpn[i] === vpn && this.tlb_gen[i] === gen) return i;
@@ -298,7 +298,7 @@ export class VmHub {
 
   /** Caches a translation in the set's oldest way (first in, first out within a set). */
   private tlb_insert(vmid: number, vpn: number, e: tlb_entry): void {
-    const set = this.tlb_set(vmid, vpn) / TLB_WAYS;
+    const set = this.tlb_set(vmid, vpn);
     const way = this.tlb_next[set]!;
     const i = set * TLB_WAYS + way;
     this.tlb_vpn[i] = vpn;

@@ -35,9 +35,9 @@ export interface module {
   /** try_module_get()/module_put() holders; rmmod refuses while non-zero. */
   refcnt: number;
   state: "coming" | "live" | "going";
-  /** /sys/module/<name> and its parameters/ directory (kernel/module/sysfs.ts). */
+  /** /sys/module/<name> and its parameters/ directory (kernel/module/sysfs.ts, kernel/params.ts). */
   mkobj: kobject | null;
-  holders_dir: kobject | null;
+  params_kobj: kobject | null;
 }
 
 export type Instantiator = <T>(cls: new (...args: never[]) => T) => T;
@@ -91,7 +91,7 @@ export class ModuleLoader {
     if (!this.instantiate) throw new Error("module loader used before boot wired it");
     const instance = this.instantiate(def.cls);
     instance.params = { ...(def.params ?? {}), ...args };
-    const mod: module = { name: def.name, def, instance, refcnt: 0, state: "coming", mkobj: null, holders_dir: null };
+    const mod: module = { name: def.name, def, instance, refcnt: 0, state: "coming", mkobj: null, params_kobj: null };
     const err = this.module_kset ? mod_sysfs_setup(mod, this.module_kset) : 0;
     if (err) return err;
     this.loaded.set(def.name, mod);

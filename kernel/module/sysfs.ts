@@ -20,14 +20,14 @@ export function mod_sysfs_setup(mod: module, module_kset: kobject): number {
   ];
   for (const a of attrs) sysfs_create_file(mkobj, a);
   mod.mkobj = mkobj;
-  mod.holders_dir = module_param_sysfs_setup(mkobj, mod.instance.params ?? {});
+  mod.params_kobj = module_param_sysfs_setup(mkobj, mod.instance.params ?? {});
   return 0;
 }
 
 /** mod_sysfs_teardown(). */
 export function mod_sysfs_teardown(mod: module): void {
-  module_param_sysfs_remove(mod.holders_dir);
-  mod.holders_dir = null;
+  module_param_sysfs_remove(mod.params_kobj);
+  mod.params_kobj = null;
   if (mod.mkobj) kobject_put(mod.mkobj);
   mod.mkobj = null;
 }

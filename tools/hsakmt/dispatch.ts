@@ -7,10 +7,8 @@
 // signal at 0, a GPU memory violation with the fault the runtime would be told about.
 
 import type { HsaKmt } from "./hsakmt.ts";
-import {
-  HSAKMT_STATUS, HSA_EVENTTYPE_MEMORY, HSA_EVENTTYPE_SIGNAL, HSA_QUEUE_COMPUTE_AQL, HSA_QUEUE_PRIORITY_NORMAL,
-  HSA_QUEUE_PERCENTAGE_MAX, type HsaEvent, type HsaMemoryAccessFault, type HsaQueueResource,
-} from "./hsakmttypes.ts";
+import { HSAKMT_STATUS, HSA_QUEUE_COMPUTE_AQL, type HsaMemoryAccessFault } from "./hsakmttypes.ts";
+import { UserQueue, type UserQueueLayout } from "./user_queue.ts";
 import {
   AMD_SIGNAL_EVENT_ID, AMD_SIGNAL_EVENT_MAILBOX_PTR, AMD_SIGNAL_VALUE, AQL_PACKET_BYTES, SREG_KERNARG, SREG_WORKGROUP_ID,
   aql_kernel_dispatch, assemble, buffer_copy, buffer_fill, global_atomic_add, global_load_dword, global_load_dwordx2,
@@ -28,6 +26,10 @@ const KERNARG_OFF = 0x2000;
 const KERNARG_BYTES = 0x1000;
 const CODE_OFF = 0x3000;
 const CTRL_SIZE = 0x10000;
+const LAYOUT: UserQueueLayout = {
+  type: HSA_QUEUE_COMPUTE_AQL, ctrl_size: CTRL_SIZE, exec: true, ring_off: RING_OFF, ring_bytes: RING_PACKETS * AQL_PACKET_BYTES,
+  rptr_off: RPTR_OFF, wptr_off: WPTR_OFF,
+};
 /** amd_signal_t.kind: AMD_SIGNAL_KIND_USER. */
 const AMD_SIGNAL_KIND_USER = 1;
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -61,38 +63,13 @@ function u64le(values: number[]): Uint8Array {
 }
 
 /** An AQL queue with its control memory and events, ready to run programs. */
-export class GpuDispatcher {
+export class GpuDispatcher extends UserQueue {
   private write_index = 0;
-
-  private constructor(
-    readonly kmt: HsaKmt,
-    readonly NodeId: number,
-    readonly ctrl: number,
-    readonly queue: HsaQueueResource,
-    readonly signal_event: HsaEvent,
-    readonly memory_event: HsaEvent,
-  ) {}
 
   /** Creates the queue on GPU node `NodeId` (the thunk must be open). */
   static async create(kmt: HsaKmt, NodeId: number): Promise<GpuDispatcher | HSAKMT_STATUS> {
-    const ctrl = await kmt.allocSvm(CTRL_SIZE, NodeId, { exec: true });
-    if (ctrl < 0) return HSAKMT_STATUS.NO_MEMORY;
-    const sig: { event: HsaEvent | null } = { event: null };
-    const mem: { event: HsaEvent | null } = { event: null };
-    let st = await kmt.hsaKmtCreateEvent({ EventType: HSA_EVENTTYPE_SIGNAL, NodeId }, false, false, sig);
-    if (st === HSAKMT_STATUS.SUCCESS) st = await kmt.hsaKmtCreateEvent({ EventType: HSA_EVENTTYPE_MEMORY, NodeId }, false, false, mem);
-    const queue: HsaQueueResource = { QueueId: 0, QueueDoorBell: 0, QueueRptrValue: ctrl + RPTR_OFF, QueueWptrValue: ctrl + WPTR_OFF };
-    if (st === HSAKMT_STATUS.SUCCESS) {
-      st = await kmt.hsaKmtCreateQueue(NodeId, HSA_QUEUE_COMPUTE_AQL, HSA_QUEUE_PERCENTAGE_MAX, HSA_QUEUE_PRIORITY_NORMAL,
-        ctrl + RING_OFF, RING_PACKETS * AQL_PACKET_BYTES, null, queue);
-    }
-    if (st !== HSAKMT_STATUS.SUCCESS) {
-      await kmt.hsaKmtDestroyEvent(sig.event);
-      await kmt.hsaKmtDestroyEvent(mem.event);
-      await kmt.proc.munmap(ctrl, CTRL_SIZE);
-      return st;
-    }
-    return new GpuDispatcher(kmt, NodeId, ctrl, queue, sig.event!, mem.event!);
+    const parts = await UserQueue.open(kmt, NodeId, LAYOUT);
+    return typeof parts === "number" ? parts : new GpuDispatcher(kmt, NodeId, LAYOUT, parts);
   }
 
   get code_address(): number {
@@ -149,23 +126,6 @@ export class GpuDispatcher {
     const b = await this.kmt.proc.read(this.ctrl + SIGNAL_OFF + AMD_SIGNAL_VALUE, 8);
     const dv = new DataView(b.buffer, b.byteOffset, 8);
     return dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
-  }
-
-  /**
-   * kfdtest's BaseQueue::Update: a new queue percentage and priority for this queue's ring (0 %
-   * preempts it, saving its waves with CWSR; 100 % loads it again).
-   */
-  update(QueuePercentage: number, Priority: number = HSA_QUEUE_PRIORITY_NORMAL): Promise<HSAKMT_STATUS> {
-    return this.kmt.hsaKmtUpdateQueue(this.queue.QueueId, QueuePercentage, Priority, this.ctrl + RING_OFF, RING_PACKETS * AQL_PACKET_BYTES, null);
-  }
-
-  /** Destroys the queue and events and frees the control block. */
-  async destroy(): Promise<HSAKMT_STATUS> {
-    const st = await this.kmt.hsaKmtDestroyQueue(this.queue.QueueId);
-    await this.kmt.hsaKmtDestroyEvent(this.signal_event);
-    await this.kmt.hsaKmtDestroyEvent(this.memory_event);
-    await this.kmt.proc.munmap(this.ctrl, CTRL_SIZE);
-    return st;
   }
 }
 

@@ -6,10 +6,8 @@
 // event is only a wake-up, the fence in memory is the truth (as with ROCr's signals).
 
 import type { HsaKmt } from "./hsakmt.ts";
-import {
-  HSAKMT_STATUS, HSA_EVENTTYPE_MEMORY, HSA_EVENTTYPE_SIGNAL, HSA_QUEUE_PERCENTAGE_MAX, HSA_QUEUE_PRIORITY_NORMAL, HSA_QUEUE_SDMA,
-  type HsaEvent, type HsaQueueResource,
-} from "./hsakmttypes.ts";
+import { HSAKMT_STATUS, HSA_QUEUE_SDMA } from "./hsakmttypes.ts";
+import { UserQueue, type UserQueueLayout } from "./user_queue.ts";
 import {
   SDMA_COPY_MAX_BYTES, SDMA_OP_CONST_FILL, SDMA_OP_COPY, SDMA_OP_FENCE, SDMA_OP_TRAP, SDMA_PKT_HEADER_OP, SDMA_PKT_HEADER_SUB_OP,
   SDMA_PKT_TRAP_INT_CONTEXT_INT_CONTEXT, SDMA_SUBOP_COPY_LINEAR,
@@ -19,6 +17,7 @@ import {
 const RING_BYTES = 4096;
 const FENCE_OFF = 0x1000;
 const CTRL_SIZE = 0x2000;
+const LAYOUT: UserQueueLayout = { type: HSA_QUEUE_SDMA, ctrl_size: CTRL_SIZE, exec: false, ring_off: 0, ring_bytes: RING_BYTES };
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 function lo(v: number): number {
@@ -50,39 +49,15 @@ export function sdma_fill_packets(dst: number, value: number, bytes: number): nu
 }
 
 /** An SDMA user queue with its ring, fence and events. */
-export class SdmaQueue {
+export class SdmaQueue extends UserQueue {
   /** Bytes written to the ring so far (the queue's write pointer). */
   private wptr = 0;
   private seq = 0;
 
-  private constructor(
-    readonly kmt: HsaKmt,
-    readonly NodeId: number,
-    readonly ctrl: number,
-    readonly queue: HsaQueueResource,
-    readonly signal_event: HsaEvent,
-    readonly memory_event: HsaEvent,
-  ) {}
-
   /** Creates an SDMA queue on GPU node `NodeId`; the KFD status if none can be had. */
   static async create(kmt: HsaKmt, NodeId: number): Promise<SdmaQueue | HSAKMT_STATUS> {
-    const ctrl = await kmt.allocSvm(CTRL_SIZE, NodeId);
-    if (ctrl < 0) return HSAKMT_STATUS.NO_MEMORY;
-    const sig: { event: HsaEvent | null } = { event: null };
-    const mem: { event: HsaEvent | null } = { event: null };
-    let st = await kmt.hsaKmtCreateEvent({ EventType: HSA_EVENTTYPE_SIGNAL, NodeId }, false, false, sig);
-    if (st === HSAKMT_STATUS.SUCCESS) st = await kmt.hsaKmtCreateEvent({ EventType: HSA_EVENTTYPE_MEMORY, NodeId }, false, false, mem);
-    const queue: HsaQueueResource = { QueueId: 0, QueueDoorBell: 0, QueueRptrValue: 0, QueueWptrValue: 0 };
-    if (st === HSAKMT_STATUS.SUCCESS) {
-      st = await kmt.hsaKmtCreateQueue(NodeId, HSA_QUEUE_SDMA, HSA_QUEUE_PERCENTAGE_MAX, HSA_QUEUE_PRIORITY_NORMAL, ctrl, RING_BYTES, null, queue);
-    }
-    if (st !== HSAKMT_STATUS.SUCCESS) {
-      await kmt.hsaKmtDestroyEvent(sig.event);
-      await kmt.hsaKmtDestroyEvent(mem.event);
-      await kmt.proc.munmap(ctrl, CTRL_SIZE);
-      return st;
-    }
-    return new SdmaQueue(kmt, NodeId, ctrl, queue, sig.event!, mem.event!);
+    const parts = await UserQueue.open(kmt, NodeId, LAYOUT);
+    return typeof parts === "number" ? parts : new SdmaQueue(kmt, NodeId, LAYOUT, parts);
   }
 
   /** Copies `bytes` from `src` to `dst` (GPU virtual addresses of this process) and waits. */
@@ -153,14 +128,5 @@ export class SdmaQueue {
     const b = await this.kmt.proc.read(this.queue.QueueRptrValue, 8);
     const dv = new DataView(b.buffer, b.byteOffset, 8);
     return dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
-  }
-
-  /** Destroys the queue and events and frees the control block. */
-  async destroy(): Promise<HSAKMT_STATUS> {
-    const st = await this.kmt.hsaKmtDestroyQueue(this.queue.QueueId);
-    await this.kmt.hsaKmtDestroyEvent(this.signal_event);
-    await this.kmt.hsaKmtDestroyEvent(this.memory_event);
-    await this.kmt.proc.munmap(this.ctrl, CTRL_SIZE);
-    return st;
   }
 }

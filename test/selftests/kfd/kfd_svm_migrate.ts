@@ -4,7 +4,10 @@
 // emulator can see: the page_in/page_out counters of /sys/class/kfd/kfd/proc/<pid>, and that no
 // VRAM is left allocated once the process is gone.
 
-import { ASSERT_EQ, ASSERT_TRUE, EXPECT_EQ, EXPECT_TRUE, FIXTURE, FIXTURE_VARIANT_ADD, SKIP, TEST, TEST_F, kselftest } from "../../../tools/testing/selftests/kselftest_harness.ts";
+import {
+  ASSERT_EQ, ASSERT_TRUE, EXPECT_EQ, EXPECT_TRUE, FIXTURE, FIXTURE_VARIANT_ADD, SKIP, TEST, TEST_F, kselftest, type Fixture,
+  type KselftestProgram,
+} from "../../../tools/testing/selftests/kselftest_harness.ts";
 import { GpuDispatcher, copyBufferIsa, copyDwordIsa } from "../../../tools/hsakmt/dispatch.ts";
 import {
   HSAKMT_STATUS, HSA_SVM_ATTR_ACCESS, HSA_SVM_ATTR_ACCESS_IN_PLACE, HSA_SVM_ATTR_GRANULARITY, HSA_SVM_ATTR_PREFERRED_LOC, HSA_SVM_ATTR_PREFETCH_LOC,
@@ -27,24 +30,31 @@ function vram_used(machine: Machine): number {
   return amdgpu_amdkfd_get_vram_usage(kfd_module(machine).devices[0]!.adev);
 }
 
-const mig = FIXTURE<MigSelf, XnackVariant>(kfd_svm_migrate, "migrate", {
-  self: () => ({}) as MigSelf,
-  setup: async (self, variant, metadata) => {
-    self.machine = metadata.machine;
-    self.vram_before = vram_used(metadata.machine);
-    await kfd_open(self, metadata.machine, variant.xnack);
-  },
-  teardown: async (self) => {
-    await self.gpu?.destroy();
-    await kfd_close(self);
-    await self.machine.settle();
-    // Every VRAM page went back with the process: no svm_range_bo survives it.
-    EXPECT_EQ(self.vram_before, vram_used(self.machine), "VRAM leaked by the case");
-  },
-});
+/**
+ * A fixture opening KFD in the variant's XNACK mode (off and on), and checking after the case
+ * that every VRAM page went back with the process: no svm_range_bo survives it.
+ */
+function migration_fixture(prog: KselftestProgram, name: string): Fixture<MigSelf, XnackVariant> {
+  const f = FIXTURE<MigSelf, XnackVariant>(prog, name, {
+    self: () => ({}) as MigSelf,
+    setup: async (self, variant, metadata) => {
+      self.machine = metadata.machine;
+      self.vram_before = vram_used(metadata.machine);
+      await kfd_open(self, metadata.machine, variant.xnack);
+    },
+    teardown: async (self) => {
+      await self.gpu?.destroy();
+      await kfd_close(self);
+      await self.machine.settle();
+      EXPECT_EQ(self.vram_before, vram_used(self.machine), "VRAM leaked by the case");
+    },
+  });
+  FIXTURE_VARIANT_ADD(f, "xnack_off", { xnack: 0 as const });
+  FIXTURE_VARIANT_ADD(f, "xnack_on", { xnack: 1 as const });
+  return f;
+}
 
-FIXTURE_VARIANT_ADD(mig, "xnack_off", { xnack: 0 as const });
-FIXTURE_VARIANT_ADD(mig, "xnack_on", { xnack: 1 as const });
+const mig = migration_fixture(kfd_svm_migrate, "migrate");
 
 async function dispatcher(self: MigSelf): Promise<GpuDispatcher> {
   const d = await GpuDispatcher.create(self.kmt, self.node);
@@ -187,22 +197,7 @@ const SMALL_VRAM = { ...KFD_SELFTEST_MACHINE, name: "kfd-evict", gpus: [{ asic: 
 
 export const kfd_svm_evict = kselftest("kfd_svm_evict", { machine: SMALL_VRAM });
 
-const evict = FIXTURE<MigSelf, XnackVariant>(kfd_svm_evict, "evict", {
-  self: () => ({}) as MigSelf,
-  setup: async (self, variant, metadata) => {
-    self.machine = metadata.machine;
-    self.vram_before = vram_used(metadata.machine);
-    await kfd_open(self, metadata.machine, variant.xnack);
-  },
-  teardown: async (self) => {
-    await kfd_close(self);
-    await self.machine.settle();
-    EXPECT_EQ(self.vram_before, vram_used(self.machine), "VRAM leaked by the case");
-  },
-});
-
-FIXTURE_VARIANT_ADD(evict, "xnack_off", { xnack: 0 as const });
-FIXTURE_VARIANT_ADD(evict, "xnack_on", { xnack: 1 as const });
+const evict = migration_fixture(kfd_svm_evict, "evict");
 
 // Another process's prefetch needs the VRAM: TTM evicts this process's svm_bo, the worker moves
 // its pages to RAM (page_out), the fence signals, and the data is intact in system memory.

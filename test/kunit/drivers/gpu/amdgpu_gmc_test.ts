@@ -7,18 +7,17 @@
 
 import {
   KUNIT_ASSERT_EQ, KUNIT_ASSERT_TRUE, KUNIT_CASE, KUNIT_CASE_PARAM, KUNIT_ARRAY_PARAM, KUNIT_EXPECT_EQ, KUNIT_EXPECT_FALSE,
-  KUNIT_EXPECT_GE, KUNIT_EXPECT_TRUE, kunit_add_action, type kunit, type kunit_suite,
+  KUNIT_EXPECT_GE, KUNIT_EXPECT_TRUE, type kunit, type kunit_suite,
 } from "../../../../lib/kunit/test.ts";
 import type { amdgpu_device } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu.ts";
 import { AMDGPU_GEM_DOMAIN_GTT, AMDGPU_GEM_DOMAIN_VRAM, type amdgpu_bo } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_object.ts";
 import { amdgpu_gmc_filter_faults, AMDGPU_GMC_FAULT_TIMEOUT } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_gmc.ts";
 import { amdgpu_vm_flush_compute_tlb } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_vm.ts";
-import { amdgpu_amdkfd_register_kfd, amdgpu_amdkfd_unregister_kfd, type kgd2kfd_calls } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd.ts";
-import type { kfd_dev } from "../../../../drivers/gpu/drm/amd/amdkfd/kfd_priv.ts";
+import type { kgd2kfd_calls } from "../../../../drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd.ts";
 import { global_load_dword, global_load_dwordx2, global_store_dword, s_endpgm, SREG_KERNARG } from "../../../../hw/amdgpu/isa.ts";
 import { SOC15_IH_CLIENTID_UTCL2 } from "../../../../drivers/gpu/drm/amd/include/soc15_ih_clientid.ts";
 import { TLB_SETS, TLB_WAYS } from "../../../../hw/amdgpu/gmc.ts";
-import { ComputeCtx, RW, get_adev, get_gpu_hw, gpu_machine, kernel_bo, MiB, CTRL_VA } from "./amdgpu_harness.ts";
+import { ComputeCtx, RW, get_adev, get_gpu_hw, gpu_machine, kernel_bo, register_fake_kfd, MiB, CTRL_VA } from "./amdgpu_harness.ts";
 
 const A_VA = 0x4000_0000;
 const B_VA = 0x4100_0000;
@@ -36,27 +35,16 @@ function copy_dword_program(c: ComputeCtx): number {
   ]);
 }
 
-/** A stand-in for amdkfd: records forwarded IVs, serves retry faults with `restore`. */
-function fake_kfd(test: kunit, restore: kgd2kfd_calls["svm_range_restore_pages"]): { ivs: Uint32Array[]; faults: number[] } {
+/** A fake amdkfd registered for the case: records forwarded IVs, serves retry faults with `restore`. */
+async function fake_kfd(test: kunit, restore: kgd2kfd_calls["svm_range_restore_pages"]): Promise<{ ivs: Uint32Array[]; faults: number[] }> {
   const seen = { ivs: [] as Uint32Array[], faults: [] as number[] };
-  const calls: kgd2kfd_calls = {
-    probe: () => ({}) as kfd_dev,
-    device_init: async () => true,
-    device_exit: async () => {},
-    interrupt: (_kfd, iv) => {
-      seen.ivs.push(Uint32Array.from(iv));
-    },
-    svm_range_restore_pages: async (adev, pasid, vmid, node, addr, ts, write) => {
-      seen.faults.push(addr);
-      return restore(adev, pasid, vmid, node, addr, ts, write);
-    },
-  };
-  return Object.assign(seen, { calls });
-}
-
-async function register_kfd(test: kunit, calls: kgd2kfd_calls): Promise<void> {
-  KUNIT_ASSERT_EQ(test, await amdgpu_amdkfd_register_kfd(test.k, calls), 0);
-  kunit_add_action(test, () => amdgpu_amdkfd_unregister_kfd(test.k));
+  await register_fake_kfd(test, async (adev, pasid, vmid, node, addr, ts, write) => {
+    seen.faults.push(addr);
+    return restore(adev, pasid, vmid, node, addr, ts, write);
+  }, (_kfd, iv) => {
+    seen.ivs.push(Uint32Array.from(iv));
+  });
+  return seen;
 }
 
 // ---- the fault filter ----------------------------------------------------------------------
@@ -177,12 +165,11 @@ async function retry_fault_stall_and_replay(test: kunit): Promise<void> {
   const out = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_GTT);
   data.cpu.wr32(0, 0xbeef0001);
   let ctx: ComputeCtx | null = null;
-  const kfd = fake_kfd(test, async (_adev: amdgpu_device, _pasid, _vmid, _node, addr) => {
+  const kfd = await fake_kfd(test, async (_adev: amdgpu_device, _pasid, _vmid, _node, addr) => {
     if (addr !== A_VA / 4096) return -14;
     // What svm_range_restore_pages ends with: map the page and flush the TLB.
     return ctx!.map(A_VA, data.bo, RW, true);
   });
-  await register_kfd(test, (kfd as unknown as { calls: kgd2kfd_calls }).calls);
   ctx = await ComputeCtx.create(test, adev, { compute: true, xnack: true });
   KUNIT_ASSERT_EQ(test, await ctx.map(B_VA, out.bo, RW), 0);
   const t0 = test.k.ktime_get();
@@ -202,8 +189,7 @@ async function noretry_fault_logged(test: kunit): Promise<void> {
   const adev = get_adev(test);
   const out = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_GTT);
   out.cpu.wr32(0, 0x5555);
-  const kfd = fake_kfd(test, async () => -14);
-  await register_kfd(test, (kfd as unknown as { calls: kgd2kfd_calls }).calls);
+  const kfd = await fake_kfd(test, async () => -14);
   const c = await ComputeCtx.create(test, adev, { compute: true, xnack: false });
   KUNIT_ASSERT_EQ(test, await c.map(B_VA, out.bo, RW), 0);
   KUNIT_ASSERT_TRUE(test, await c.run(copy_dword_program(c), [A_VA, B_VA]), "the wave still completes");
@@ -224,8 +210,7 @@ async function noretry_fault_logged(test: kunit): Promise<void> {
 async function unserved_retry_becomes_noretry(test: kunit): Promise<void> {
   const adev = get_adev(test);
   const out = await kernel_bo(test, adev, 4096, AMDGPU_GEM_DOMAIN_GTT);
-  const kfd = fake_kfd(test, async () => -14);
-  await register_kfd(test, (kfd as unknown as { calls: kgd2kfd_calls }).calls);
+  const kfd = await fake_kfd(test, async () => -14);
   const c = await ComputeCtx.create(test, adev, { compute: true, xnack: true });
   KUNIT_ASSERT_EQ(test, await c.map(B_VA, out.bo, RW), 0);
   KUNIT_ASSERT_TRUE(test, await c.run(copy_dword_program(c), [A_VA, B_VA], 100));

@@ -113,14 +113,15 @@ export function pattern(n: number, seed: number): Uint8Array {
 
 /**
  * A stand-in for amdkfd (the suites own the KFD VMIDs): a kgd2kfd table whose retry-fault hook
- * is `restore`, unregistered when the case ends.
+ * is `restore` and whose interrupt hook is `interrupt`, unregistered when the case ends.
  */
-export async function register_fake_kfd(test: kunit, restore: kgd2kfd_calls["svm_range_restore_pages"]): Promise<void> {
+export async function register_fake_kfd(test: kunit, restore: kgd2kfd_calls["svm_range_restore_pages"],
+  interrupt: kgd2kfd_calls["interrupt"] = () => {}): Promise<void> {
   const calls: kgd2kfd_calls = {
     probe: () => ({}) as kfd_dev,
     device_init: async () => true,
     device_exit: async () => {},
-    interrupt: () => {},
+    interrupt,
     svm_range_restore_pages: restore,
   };
   const r = await amdgpu_amdkfd_register_kfd(test.k, calls);

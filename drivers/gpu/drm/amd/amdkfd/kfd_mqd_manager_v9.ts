@@ -19,9 +19,8 @@ import { kgd_gfx_v9_hqd_sdma_destroy, kgd_gfx_v9_hqd_sdma_is_occupied, kgd_gfx_v
 import {
   SDMA0_RLC0_DOORBELL_OFFSET__OFFSET, SDMA0_RLC0_IB_CNTL__IB_ENABLE, SDMA0_RLC0_RB_CNTL__RB_SIZE, SDMA0_RLC0_RB_CNTL__RB_VMID,
   SDMA0_RLC0_RB_CNTL__RPTR_WRITEBACK_ENABLE,
-} from "../include/asic_reg/kemu_gpu_regs.ts";
-import {
   CP_HQD_PERSISTENT_STATE__QSWITCH_MODE, CP_HQD_PQ_CONTROL__QUEUE_SIZE, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, REG_SET_FIELD,
+  lower_32_bits, upper_32_bits,
   mmCOMPUTE_RESTART_X, mmCP_HQD_CNTL_STACK_OFFSET, mmCP_HQD_PQ_RPTR, mmCP_HQD_PQ_WPTR_HI, mmCP_HQD_PQ_WPTR_LO,
   mmCP_HQD_WG_STATE_OFFSET,
 } from "../include/asic_reg/kemu_gpu_regs.ts";
@@ -30,13 +29,6 @@ import type { kfd_node, queue_properties } from "./kfd_priv.ts";
 /** KFD_UNMAP_LATENCY_MS: how long a preemption may take. */
 export const KFD_UNMAP_LATENCY_MS = 4000;
 const KFD_MEC = 1;
-
-function lo32(v: number): number {
-  return v % 2 ** 32;
-}
-function hi32(v: number): number {
-  return Math.floor(v / 2 ** 32) % 2 ** 32;
-}
 
 /**
  * init_mqd(): a fresh descriptor for queue `q` (inactive; update_mqd fills the ring). With CWSR
@@ -55,8 +47,8 @@ export function init_mqd(dev: kfd_node, q: queue_properties): v9_mqd {
   };
   if (dev.kfd.cwsr_enabled && q.ctx_save_restore_area_address) {
     m.cp_hqd_persistent_state = REG_SET_FIELD(0, CP_HQD_PERSISTENT_STATE__QSWITCH_MODE, 1);
-    m.cp_hqd_ctx_save_base_addr_lo = lo32(q.ctx_save_restore_area_address);
-    m.cp_hqd_ctx_save_base_addr_hi = hi32(q.ctx_save_restore_area_address);
+    m.cp_hqd_ctx_save_base_addr_lo = lower_32_bits(q.ctx_save_restore_area_address);
+    m.cp_hqd_ctx_save_base_addr_hi = upper_32_bits(q.ctx_save_restore_area_address);
     m.cp_hqd_ctx_save_size = q.ctx_save_restore_area_size;
     m.cp_hqd_cntl_stack_size = q.ctl_stack_size;
     m.cp_hqd_cntl_stack_offset = q.ctl_stack_size;
@@ -72,13 +64,13 @@ export function init_mqd(dev: kfd_node, q: queue_properties): v9_mqd {
  */
 export function update_mqd(m: v9_mqd, q: queue_properties): void {
   const base = q.queue_address / 256;
-  m.cp_hqd_pq_base_lo = lo32(base);
-  m.cp_hqd_pq_base_hi = hi32(base);
+  m.cp_hqd_pq_base_lo = lower_32_bits(base);
+  m.cp_hqd_pq_base_hi = upper_32_bits(base);
   m.cp_hqd_pq_control = REG_SET_FIELD(0, CP_HQD_PQ_CONTROL__QUEUE_SIZE, Math.max(Math.log2(q.queue_size / 4) - 1, 0));
-  m.cp_hqd_pq_rptr_report_addr_lo = lo32(q.read_ptr);
-  m.cp_hqd_pq_rptr_report_addr_hi = hi32(q.read_ptr);
-  m.cp_hqd_pq_wptr_poll_addr_lo = lo32(q.write_ptr);
-  m.cp_hqd_pq_wptr_poll_addr_hi = hi32(q.write_ptr);
+  m.cp_hqd_pq_rptr_report_addr_lo = lower_32_bits(q.read_ptr);
+  m.cp_hqd_pq_rptr_report_addr_hi = upper_32_bits(q.read_ptr);
+  m.cp_hqd_pq_wptr_poll_addr_lo = lower_32_bits(q.write_ptr);
+  m.cp_hqd_pq_wptr_poll_addr_hi = upper_32_bits(q.write_ptr);
   m.cp_hqd_pq_doorbell_control = REG_SET_FIELD(0, CP_HQD_PQ_DOORBELL_CONTROL__DOORBELL_OFFSET, q.doorbell_off);
   m.cp_hqd_vmid = q.vmid;
 }
@@ -135,12 +127,12 @@ export function update_mqd_sdma(m: v9_sdma_mqd, q: queue_properties): void {
   cntl = REG_SET_FIELD(cntl, SDMA0_RLC0_RB_CNTL__RB_VMID, q.vmid);
   m.sdmax_rlcx_rb_cntl = REG_SET_FIELD(cntl, SDMA0_RLC0_RB_CNTL__RPTR_WRITEBACK_ENABLE, 1);
   const base = q.queue_address / 256;
-  m.sdmax_rlcx_rb_base = lo32(base);
-  m.sdmax_rlcx_rb_base_hi = hi32(base);
-  m.sdmax_rlcx_rb_rptr_addr_lo = lo32(q.read_ptr);
-  m.sdmax_rlcx_rb_rptr_addr_hi = hi32(q.read_ptr);
-  m.sdmax_rlcx_rb_wptr_poll_addr_lo = lo32(q.write_ptr);
-  m.sdmax_rlcx_rb_wptr_poll_addr_hi = hi32(q.write_ptr);
+  m.sdmax_rlcx_rb_base = lower_32_bits(base);
+  m.sdmax_rlcx_rb_base_hi = upper_32_bits(base);
+  m.sdmax_rlcx_rb_rptr_addr_lo = lower_32_bits(q.read_ptr);
+  m.sdmax_rlcx_rb_rptr_addr_hi = upper_32_bits(q.read_ptr);
+  m.sdmax_rlcx_rb_wptr_poll_addr_lo = lower_32_bits(q.write_ptr);
+  m.sdmax_rlcx_rb_wptr_poll_addr_hi = upper_32_bits(q.write_ptr);
   m.sdmax_rlcx_doorbell_offset = REG_SET_FIELD(0, SDMA0_RLC0_DOORBELL_OFFSET__OFFSET, q.doorbell_off);
   m.sdmax_rlcx_ib_cntl = REG_SET_FIELD(0, SDMA0_RLC0_IB_CNTL__IB_ENABLE, 1);
   m.sdma_engine_id = q.sdma_engine_id;
